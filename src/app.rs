@@ -1,0 +1,104 @@
+//! Starting and stopping the gateway: the store, the router and the HTTP server.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::store;
+
+/// How long requests in flight may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// A running gateway.
+pub struct Gateway {
+    addr: SocketAddr,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Gateway {
+    /// Opens the database, binds `config.listen` (port 0 picks a free port) and serves.
+    pub async fn start(config: Config) -> anyhow::Result<Gateway> {
+        let store = store::connect(&config.database_url).await?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|error| {
+            anyhow::anyhow!("could not listen on {}: {error}", config.listen)
+        })?;
+        let addr = listener.local_addr()?;
+        let state = AppState::new(config, store)?;
+        let app = router(state.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        tracing::info!(%addr, "gateway listening");
+        Ok(Gateway { addr, state, stop: Some(stop), task })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`, for clients on this machine.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Stops accepting connections and waits (at most [`SHUTDOWN_GRACE`]) for
+    /// requests in flight.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task).await {
+            Ok(_) => tracing::info!("gateway stopped"),
+            Err(_) => {
+                tracing::warn!("requests still running after the grace period; stopping anyway");
+                self.task.abort();
+            }
+        }
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received");
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,379 @@
+//! Gmail actions: read messages and send a message.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::{Connection, TokenKind};
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::providers::ProviderError;
+use crate::providers::google::client::{Format, GmailClient, is_valid_id};
+use crate::providers::google::compose::{
+    Mailbox, OutgoingAttachment, OutgoingMessage, build_message, parse_address_list,
+    reply_references, reply_subject,
+};
+use crate::providers::google::decode::{Message, decode_message, header};
+
+const MAIL_GOOGLE: &str = "https://mail.google.com/";
+/// Scopes under which Gmail allows full message reads and search queries.
+pub const READ_SCOPES: [&str; 3] = [
+    "https://www.googleapis.com/auth/gmail.modify",
+    "https://www.googleapis.com/auth/gmail.readonly",
+    MAIL_GOOGLE,
+];
+/// Scopes under which Gmail allows sending.
+pub const SEND_SCOPES: [&str; 4] = [
+    "https://www.googleapis.com/auth/gmail.send",
+    "https://www.googleapis.com/auth/gmail.compose",
+    "https://www.googleapis.com/auth/gmail.modify",
+    MAIL_GOOGLE,
+];
+/// Gmail's limit on the size of a sent message, attachments included.
+pub const MAX_MESSAGE_BYTES: usize = 35 * 1024 * 1024;
+/// Messages larger than this go through the upload endpoint instead of a JSON body.
+pub const UPLOAD_THRESHOLD_BYTES: usize = 4 * 1024 * 1024;
+/// Message fetches run at most this many at a time per request.
+pub const FETCH_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReadInput {
+    pub query: Option<String>,
+    pub max_results: Option<i64>,
+    pub message_id: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessagesOutput {
+    pub messages: Vec<Message>,
+}
+
+/// Reads one message by id, or the messages matching a Gmail query in list order.
+pub async fn read(
+    state: &AppState,
+    connection: &Connection,
+    input: &ReadInput,
+) -> Result<MessagesOutput, ApiError> {
+    let max_results = bounded(input.max_results, 5, 500, "maxResults")?;
+    if let Some(id) = &input.message_id
+        && !is_valid_id(id)
+    {
+        return Err(ApiError::invalid("messageId", "messageId is not a valid Gmail message id"));
+    }
+    let query = input.query.clone().unwrap_or_else(|| "is:unread".to_owned());
+    connection.require_any_scope(TokenKind::Main, &READ_SCOPES)?;
+    let api_url = &state.config.google.api_url;
+    let messages = connection
+        .call(state, TokenKind::Main, |token| {
+            let query = &query;
+            async move {
+                let gmail = GmailClient { http: &state.http, api_url, token: &token };
+                match &input.message_id {
+                    Some(id) => {
+                        let message = gmail.get_message(id, Format::Full).await?;
+                        Ok(vec![decode_message(&message)])
+                    }
+                    None => {
+                        let list = gmail.list_messages(query, max_results, None).await?;
+                        let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
+                        let (messages, _) = fetch_full(&gmail, &ids).await?;
+                        Ok(messages)
+                    }
+                }
+            }
+        })
+        .await?;
+    Ok(MessagesOutput { messages })
+}
+
+/// Checks an optional integer against `min..=max`, with a default.
+pub fn bounded(value: Option<i64>, default: u32, max: u32, param: &str) -> Result<u32, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(n) if n >= 1 && n <= i64::from(max) => Ok(n as u32),
+        Some(_) => Err(ApiError::invalid(param, format!("{param} must be between 1 and {max}"))),
+    }
+}
+
+/// Fetches full messages in the given order, a few at a time. Ids that Gmail no
+/// longer knows (deleted since they were listed) are skipped and returned apart.
+pub async fn fetch_full(
+    gmail: &GmailClient<'_>,
+    ids: &[String],
+) -> Result<(Vec<Message>, Vec<String>), ProviderError> {
+    let results: Vec<(String, Option<Message>)> = futures::stream::iter(ids.iter().cloned())
+        .map(|id| async move {
+            match gmail.get_message(&id, Format::Full).await {
+                Ok(message) => Ok((id, Some(decode_message(&message)))),
+                Err(ProviderError::Rejected { code, .. }) if code == "notFound" => Ok((id, None)),
+                Err(error) => Err(error),
+            }
+        })
+        .buffered(FETCH_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let mut messages = Vec::with_capacity(results.len());
+    let mut gone = Vec::new();
+    for (id, message) in results {
+        match message {
+            Some(message) => messages.push(message),
+            None => gone.push(id),
+        }
+    }
+    Ok((messages, gone))
+}
+
+/// `to`, `cc`, `bcc` and `replyTo`: one comma-separated string or an array of them.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Recipients {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AttachmentInput {
+    pub filename: String,
+    pub mime_type: String,
+    pub content_base64: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SendInput {
+    pub to: Recipients,
+    pub subject: Option<String>,
+    pub body: Option<String>,
+    pub html: Option<String>,
+    pub cc: Option<Recipients>,
+    pub bcc: Option<Recipients>,
+    pub reply_to: Option<Recipients>,
+    pub thread_id: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub attachments: Option<Vec<AttachmentInput>>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendOutput {
+    pub id: String,
+    pub thread_id: Option<String>,
+    pub label_ids: Vec<String>,
+}
+
+fn addresses(value: Option<&Recipients>, param: &str) -> Result<Vec<Mailbox>, ApiError> {
+    let texts: Vec<&str> = match value {
+        None => return Ok(Vec::new()),
+        Some(Recipients::One(text)) => vec![text.as_str()],
+        Some(Recipients::Many(items)) => items.iter().map(String::as_str).collect(),
+    };
+    let mut mailboxes = Vec::new();
+    for text in texts {
+        let parsed = parse_address_list(text)
+            .map_err(|error| ApiError::invalid(param, format!("{param}: {error}")))?;
+        mailboxes.extend(parsed);
+    }
+    Ok(mailboxes)
+}
+
+fn attachments(inputs: &[AttachmentInput]) -> Result<Vec<OutgoingAttachment>, ApiError> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(index, input)| {
+            let param = |field: &str| format!("attachments[{index}].{field}");
+            let name = input.filename.trim();
+            if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control)
+            {
+                return Err(ApiError::invalid(
+                    param("filename"),
+                    "filename must be 1 to 255 characters without control characters",
+                ));
+            }
+            if !is_mime_type(&input.mime_type) {
+                return Err(ApiError::invalid(
+                    param("mimeType"),
+                    format!("{:?} is not a MIME type such as application/pdf", input.mime_type),
+                ));
+            }
+            let content = decode_base64(&input.content_base64).ok_or_else(|| {
+                ApiError::invalid(param("contentBase64"), "contentBase64 is not valid base64")
+            })?;
+            Ok(OutgoingAttachment {
+                filename: name.to_owned(),
+                mime_type: input.mime_type.to_ascii_lowercase(),
+                content,
+            })
+        })
+        .collect()
+}
+
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD
+        .decode(&compact)
+        .or_else(|_| URL_SAFE.decode(&compact))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(compact.trim_end_matches('=')))
+        .ok()
+}
+
+fn is_mime_type(text: &str) -> bool {
+    let token = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 127
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    matches!(text.split_once('/'), Some((kind, sub)) if token(kind) && token(sub))
+}
+
+/// Builds the message and sends it; a reply is threaded from the parent's headers.
+pub async fn send(
+    state: &AppState,
+    connection: &Connection,
+    input: &SendInput,
+) -> Result<SendOutput, ApiError> {
+    let to = addresses(Some(&input.to), "to")?;
+    if to.is_empty() {
+        return Err(ApiError::invalid("to", "to must name at least one recipient"));
+    }
+    let cc = addresses(input.cc.as_ref(), "cc")?;
+    let bcc = addresses(input.bcc.as_ref(), "bcc")?;
+    let reply_to = addresses(input.reply_to.as_ref(), "replyTo")?;
+    if input.body.is_none() && input.html.is_none() {
+        return Err(ApiError::invalid("body", "body is required"));
+    }
+    if input.subject.is_none() && input.in_reply_to.is_none() {
+        return Err(ApiError::invalid("subject", "subject is required"));
+    }
+    for (param, id) in [("threadId", &input.thread_id), ("inReplyTo", &input.in_reply_to)] {
+        if let Some(id) = id
+            && !is_valid_id(id)
+        {
+            return Err(ApiError::invalid(param, format!("{param} is not a valid Gmail id")));
+        }
+    }
+    let attachments = attachments(input.attachments.as_deref().unwrap_or_default())?;
+    let attachment_bytes: usize = attachments.iter().map(|a| a.content.len()).sum();
+    if attachment_bytes > MAX_MESSAGE_BYTES {
+        return Err(ApiError::invalid("attachments", too_large_message(attachment_bytes)));
+    }
+    connection.require_any_scope(TokenKind::Main, &SEND_SCOPES)?;
+
+    let from = connection
+        .record
+        .account_name
+        .as_deref()
+        .filter(|name| name.contains('@'))
+        .map(|email| Mailbox { name: None, email: email.to_owned() });
+    let message = OutgoingMessage {
+        from,
+        to,
+        cc,
+        bcc,
+        reply_to,
+        subject: input.subject.clone().unwrap_or_default(),
+        text: input.body.clone().unwrap_or_default(),
+        html: input.html.clone(),
+        attachments,
+        in_reply_to: None,
+        references: None,
+    };
+    let api_url = &state.config.google.api_url;
+    connection
+        .call(state, TokenKind::Main, |token| {
+            let mut message = message.clone();
+            async move {
+                let gmail = GmailClient { http: &state.http, api_url, token: &token };
+                let mut thread_id = input.thread_id.clone();
+                if let Some(parent_id) = &input.in_reply_to {
+                    let parent = gmail.get_message(parent_id, Format::Metadata).await?;
+                    apply_reply(&mut message, &parent, input.subject.as_deref());
+                    thread_id = parent.thread_id.clone().or(thread_id);
+                }
+                let raw = build_message(&message)
+                    .map_err(|error| ProviderError::Rejected {
+                        code: "invalid_message".to_owned(),
+                        message: error.to_string(),
+                    })?;
+                if raw.len() > MAX_MESSAGE_BYTES {
+                    return Err(ProviderError::Rejected {
+                        code: "message_too_large".to_owned(),
+                        message: too_large_message(raw.len()),
+                    });
+                }
+                let sent = if raw.len() > UPLOAD_THRESHOLD_BYTES {
+                    gmail.send_upload(raw, thread_id.as_deref()).await?
+                } else {
+                    gmail.send_raw(URL_SAFE_NO_PAD.encode(&raw), thread_id.as_deref()).await?
+                };
+                Ok(SendOutput { id: sent.id, thread_id: sent.thread_id, label_ids: sent.label_ids })
+            }
+        })
+        .await
+        .map_err(|error| match error {
+            ApiError::ProviderRejected { provider_code, message }
+                if provider_code == "message_too_large" || provider_code == "invalid_message" =>
+            {
+                ApiError::invalid("attachments", message)
+            }
+            other => other,
+        })
+}
+
+fn too_large_message(size: usize) -> String {
+    format!(
+        "the message is {size} bytes with its attachments; Gmail accepts at most {MAX_MESSAGE_BYTES} bytes"
+    )
+}
+
+/// Sets the reply headers and subject from the parent message's own headers.
+fn apply_reply(
+    message: &mut OutgoingMessage,
+    parent: &crate::providers::google::wire::GmailMessage,
+    subject: Option<&str>,
+) {
+    let parent_subject = header(parent, "Subject").unwrap_or_default();
+    message.subject = reply_subject(subject.unwrap_or(parent_subject));
+    if let Some(message_id) = header(parent, "Message-ID") {
+        message.in_reply_to = Some(message_id.to_owned());
+        message.references = Some(reply_references(
+            header(parent, "References"),
+            header(parent, "In-Reply-To"),
+            message_id,
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mime_types_are_checked() {
+        assert!(is_mime_type("application/pdf"));
+        assert!(is_mime_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"));
+        for bad in ["", "pdf", "application/", "/pdf", "text/plain\r\nX-Evil: 1", "a/b c"] {
+            assert!(!is_mime_type(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn base64_variants_decode() {
+        assert_eq!(decode_base64("aGk=").unwrap(), b"hi");
+        assert_eq!(decode_base64("aGk").unwrap(), b"hi");
+        assert_eq!(decode_base64("aG\nk=").unwrap(), b"hi");
+        assert_eq!(decode_base64("-_8=").unwrap(), vec![0xfb, 0xff]);
+        assert!(decode_base64("!!!").is_none());
+    }
+
+    #[test]
+    fn bounds_are_checked() {
+        assert_eq!(bounded(None, 5, 500, "maxResults").unwrap(), 5);
+        assert_eq!(bounded(Some(500), 5, 500, "maxResults").unwrap(), 500);
+        assert!(bounded(Some(0), 5, 500, "maxResults").is_err());
+        assert!(bounded(Some(501), 5, 500, "maxResults").is_err());
+    }
+}
