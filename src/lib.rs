@@ -1,0 +1,3 @@
+//! Patchbay: a self-hosted connection gateway for Gmail and Slack.
+
+pub mod providers;
