@@ -1,0 +1,1 @@
+//! Composing outgoing RFC 5322 messages for `users.messages.send`.

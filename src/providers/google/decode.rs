@@ -1,0 +1,514 @@
+//! Decoding of a Gmail `Message` resource (format `full`) into Patchbay's message shape.
+//!
+//! Gmail hands out each part's body as base64url of the bytes after the transfer encoding is
+//! undone, still in the charset that the part's `Content-Type` names: Gmail does not
+//! transcode. Header values usually arrive with RFC 2047 words already decoded, but not
+//! always, so this module decodes leftovers too.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use encoding_rs::{Encoding, UTF_8};
+use mail_parser::parsers::MessageStream;
+use mail_parser::{Address, HeaderValue};
+use serde::Serialize;
+
+use super::encoded_word::{decode_encoded_words, quote_encoded_words};
+use super::mime_params;
+use super::wire::{GmailMessage, MessagePart, MessagePartHeader};
+
+/// Maximum depth of nested MIME parts that the decoder walks; deeper parts are ignored.
+const MAX_PART_DEPTH: usize = 64;
+
+/// Line width for the plain-text rendering of an HTML body, wide so that paragraphs are
+/// rarely wrapped.
+const HTML_TEXT_WIDTH: usize = 1000;
+
+/// A message as the gateway returns it (the `Message` object of the HTTP API).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    pub thread_id: Option<String>,
+    pub subject: Option<String>,
+    pub snippet: String,
+    /// Plain text with `\n` line ends: the first inline `text/plain` part, else a rendering
+    /// of the HTML body.
+    pub body_text: Option<String>,
+    /// The first inline `text/html` part, with `\n` line ends.
+    pub body_html: Option<String>,
+    pub from: Option<EmailAddress>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub bcc: Vec<EmailAddress>,
+    pub reply_to: Vec<EmailAddress>,
+    /// RFC 3339 in UTC, such as `2026-12-01T09:30:00Z`.
+    pub date: Option<String>,
+    pub is_read: bool,
+    pub labels: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// One mailbox of an address header.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailAddress {
+    pub email: String,
+    pub name: Option<String>,
+}
+
+/// An attachment's metadata; its content is fetched by `attachmentId`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentInfo {
+    pub attachment_id: Option<String>,
+    pub filename: String,
+    pub mime_type: String,
+    /// Size of the decoded content in bytes, as Gmail reports it.
+    pub size: i64,
+}
+
+/// Errors of [`decode_base64url`].
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DecodeError {
+    #[error("invalid base64url data: {0}")]
+    InvalidBase64(String),
+}
+
+/// Decodes Gmail's base64url, with or without `=` padding. The standard alphabet
+/// (`+`, `/`) and whitespace such as line breaks are accepted too.
+pub fn decode_base64url(data: &str) -> Result<Vec<u8>, DecodeError> {
+    let normalized: String = data
+        .chars()
+        .filter(|ch| !ch.is_ascii_whitespace())
+        .map(|ch| match ch {
+            '+' => '-',
+            '/' => '_',
+            other => other,
+        })
+        .collect();
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    engine
+        .decode(normalized.trim_end_matches('='))
+        .map_err(|error| DecodeError::InvalidBase64(error.to_string()))
+}
+
+/// Decodes bytes in the named charset to a string. A label that encoding_rs does not know
+/// (or none) decodes as UTF-8; invalid sequences become U+FFFD. A byte order mark is
+/// removed, and one at the start selects its own encoding.
+pub fn decode_text(bytes: &[u8], charset: Option<&str>) -> String {
+    let encoding = charset.and_then(encoding_for_label).unwrap_or(UTF_8);
+    let (text, _, _) = encoding.decode(bytes);
+    match text.strip_prefix('\u{feff}') {
+        Some(stripped) => stripped.to_string(),
+        None => text.into_owned(),
+    }
+}
+
+/// Looks up a charset label: quotes, surrounding whitespace, an RFC 2231 language suffix
+/// and case are ignored. Labels that encode to the WHATWG "replacement" encoding, such as
+/// `iso-2022-kr`, are treated as unknown so their text is not lost.
+fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
+    let label = label
+        .trim()
+        .trim_matches(|ch| ch == '"' || ch == '\'')
+        .trim();
+    let label = label.split('*').next().unwrap_or(label);
+    let alias = match label.to_ascii_lowercase().as_str() {
+        "cp932" | "ms932" | "x-ms-cp932" | "sjis" => "shift_jis",
+        "cp936" | "ms936" => "gbk",
+        "cp949" | "ms949" | "uhc" => "euc-kr",
+        "cp950" | "ms950" => "big5",
+        "utf8" | "unicode-1-1-utf-8" => "utf-8",
+        _ => label,
+    };
+    Encoding::for_label_no_replacement(alias.as_bytes())
+}
+
+/// Returns the first value of header `name` (matched case-insensitively) of the message's
+/// root part, such as its `Message-ID`. A message fetched in format `raw` or `minimal` has
+/// no parsed headers, so this returns `None` for it.
+pub fn header<'a>(message: &'a GmailMessage, name: &str) -> Option<&'a str> {
+    let payload = message.payload.as_ref()?;
+    find_header(&payload.headers, name)
+}
+
+fn find_header<'a>(headers: &'a [MessagePartHeader], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|header| header.name.eq_ignore_ascii_case(name))
+        .map(|header| header.value.as_str())
+}
+
+/// Decodes a Gmail message into Patchbay's message shape, best effort: a missing or
+/// malformed piece leaves its field empty and never fails the whole message.
+pub fn decode_message(message: &GmailMessage) -> Message {
+    let root_headers: &[MessagePartHeader] = message
+        .payload
+        .as_ref()
+        .map(|payload| payload.headers.as_slice())
+        .unwrap_or_default();
+
+    let mut bodies = BodyCollector::default();
+    if let Some(payload) = &message.payload {
+        bodies.visit(payload, 0);
+    }
+    let body_text = bodies
+        .text
+        .or_else(|| bodies.html.as_deref().and_then(html_to_text));
+
+    Message {
+        id: message.id.clone(),
+        thread_id: message.thread_id.clone(),
+        subject: find_header(root_headers, "Subject").map(decode_header_value),
+        snippet: message
+            .snippet
+            .as_deref()
+            .map(unescape_html_entities)
+            .unwrap_or_default(),
+        body_text,
+        body_html: bodies.html,
+        from: address_header(root_headers, "From").into_iter().next(),
+        to: address_header(root_headers, "To"),
+        cc: address_header(root_headers, "Cc"),
+        bcc: address_header(root_headers, "Bcc"),
+        reply_to: address_header(root_headers, "Reply-To"),
+        date: message_date(root_headers, message.internal_date.as_deref()),
+        is_read: !message.label_ids.iter().any(|label| label == "UNREAD"),
+        labels: message.label_ids.clone(),
+        headers: header_map(root_headers),
+        attachments: bodies.attachments,
+    }
+}
+
+/// Unfolds a header value and decodes its RFC 2047 words.
+fn decode_header_value(value: &str) -> String {
+    decode_encoded_words(&unfold(value))
+}
+
+/// Removes line folding: a line break followed by whitespace becomes that whitespace.
+fn unfold(value: &str) -> String {
+    if !value.contains(['\r', '\n']) {
+        return value.trim().to_string();
+    }
+    let unfolded: String = value.replace("\r\n", "\n").replace(['\r', '\n'], "");
+    unfolded.trim().to_string()
+}
+
+fn header_map(headers: &[MessagePartHeader]) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut seen: Vec<String> = Vec::new();
+    for header in headers {
+        let lowercase = header.name.to_ascii_lowercase();
+        if header.name.is_empty() || seen.contains(&lowercase) {
+            continue;
+        }
+        seen.push(lowercase);
+        map.insert(header.name.clone(), decode_header_value(&header.value));
+    }
+    map
+}
+
+/// Parses every occurrence of an address header into mailboxes. Group names are dropped
+/// and their members kept; entries without a usable address are skipped.
+fn address_header(headers: &[MessagePartHeader], name: &str) -> Vec<EmailAddress> {
+    headers
+        .iter()
+        .filter(|header| header.name.eq_ignore_ascii_case(name))
+        .flat_map(|header| parse_addresses(&header.value))
+        .collect()
+}
+
+pub(crate) fn parse_addresses(value: &str) -> Vec<EmailAddress> {
+    let prepared = format!("{}\n", quote_encoded_words(&unfold(value)));
+    let parsed = MessageStream::new(prepared.as_bytes()).parse_address();
+    let HeaderValue::Address(address) = parsed else {
+        return Vec::new();
+    };
+    let mailboxes: Vec<_> = match &address {
+        Address::List(list) => list.iter().collect(),
+        Address::Group(groups) => groups.iter().flat_map(|group| &group.addresses).collect(),
+    };
+    mailboxes
+        .into_iter()
+        .filter_map(|mailbox| {
+            let email = mailbox.address()?.trim();
+            if !looks_like_email(email) {
+                return None;
+            }
+            let name = mailbox
+                .name()
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_string);
+            Some(EmailAddress {
+                email: email.to_string(),
+                name,
+            })
+        })
+        .collect()
+}
+
+/// Accepts `local@domain` with both sides non-empty and no whitespace or angle brackets.
+fn looks_like_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !email.contains(|ch: char| ch.is_whitespace() || ch.is_control() || "<>".contains(ch))
+}
+
+/// Returns the `Date` header in UTC, else Gmail's `internalDate` (milliseconds since the
+/// epoch), formatted as RFC 3339 with `Z`.
+fn message_date(headers: &[MessagePartHeader], internal_date: Option<&str>) -> Option<String> {
+    let from_header = find_header(headers, "Date").and_then(parse_date);
+    let from_internal = || {
+        internal_date
+            .and_then(|millis| millis.trim().parse::<i64>().ok())
+            .and_then(DateTime::from_timestamp_millis)
+    };
+    from_header
+        .or_else(from_internal)
+        .map(|date| date.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Parses an RFC 5322 date, including obsolete zone names, two-digit years and trailing
+/// comments. chrono reads most dates; mail-parser reads two-digit years and comments.
+fn parse_date(value: &str) -> Option<DateTime<Utc>> {
+    let value = unfold(value);
+    if let Ok(date) = DateTime::parse_from_rfc2822(&value) {
+        return Some(date.with_timezone(&Utc));
+    }
+    let prepared = format!("{value}\n");
+    let HeaderValue::DateTime(date) = MessageStream::new(prepared.as_bytes()).parse_date() else {
+        return None;
+    };
+    if !date.is_valid() {
+        return None;
+    }
+    DateTime::from_timestamp(date.to_timestamp(), 0)
+}
+
+/// Bodies and attachments found while walking the part tree.
+#[derive(Default)]
+struct BodyCollector {
+    text: Option<String>,
+    html: Option<String>,
+    attachments: Vec<AttachmentInfo>,
+}
+
+impl BodyCollector {
+    fn visit(&mut self, part: &MessagePart, depth: usize) {
+        if depth > MAX_PART_DEPTH {
+            return;
+        }
+        let mime_type = part_mime_type(part);
+        if mime_type.starts_with("multipart/") {
+            for child in &part.parts {
+                self.visit(child, depth + 1);
+            }
+            return;
+        }
+        if let Some(filename) = attachment_filename(part, &mime_type) {
+            self.attachments.push(AttachmentInfo {
+                attachment_id: part.body.as_ref().and_then(|b| b.attachment_id.clone()),
+                filename,
+                mime_type,
+                size: part.body.as_ref().map(|body| body.size).unwrap_or(0),
+            });
+            return;
+        }
+        let slot = match mime_type.as_str() {
+            "text/plain" => &mut self.text,
+            "text/html" => &mut self.html,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = part_text(part);
+        }
+    }
+}
+
+/// Returns the part's MIME type in lowercase: Gmail's `mimeType`, else the `Content-Type`
+/// header, else `text/plain`, the RFC 2045 default.
+fn part_mime_type(part: &MessagePart) -> String {
+    let from_field = part
+        .mime_type
+        .as_deref()
+        .map(|mime| mime.trim().to_ascii_lowercase())
+        .filter(|mime| mime.contains('/'));
+    from_field
+        .or_else(|| {
+            find_header(&part.headers, "Content-Type")
+                .map(mime_params::essence)
+                .filter(|mime| mime.contains('/'))
+        })
+        .unwrap_or_else(|| "text/plain".to_string())
+}
+
+/// Returns the attachment file name if the part is an attachment: it has a file name, a
+/// `Content-Disposition: attachment`, or is an attached message (`message/rfc822`).
+fn attachment_filename(part: &MessagePart, mime_type: &str) -> Option<String> {
+    let disposition = find_header(&part.headers, "Content-Disposition").map(unfold);
+    let content_type = find_header(&part.headers, "Content-Type").map(unfold);
+
+    let header_filename = || {
+        let from_disposition = disposition
+            .as_deref()
+            .and_then(|value| mime_params::parameter(value, "filename"));
+        from_disposition
+            .or_else(|| {
+                content_type
+                    .as_deref()
+                    .and_then(|value| mime_params::parameter(value, "name"))
+            })
+            .filter(|name| !name.trim().is_empty())
+    };
+    let filename = part
+        .filename
+        .as_deref()
+        .filter(|name| !name.trim().is_empty())
+        .map(decode_filename)
+        .or_else(header_filename);
+    if filename.is_some() {
+        return filename;
+    }
+
+    let is_attachment = disposition
+        .as_deref()
+        .is_some_and(|value| mime_params::essence(value) == "attachment");
+    if mime_type == "message/rfc822" {
+        Some("message.eml".to_string())
+    } else if is_attachment {
+        Some("attachment".to_string())
+    } else {
+        None
+    }
+}
+
+/// Decodes what Gmail left encoded in a file name: RFC 2047 words, or a whole RFC 2231
+/// extended value (`utf-8''%E2%82%AC.txt`).
+fn decode_filename(name: &str) -> String {
+    let name = name.trim();
+    let looks_extended = name.split_once("''").is_some_and(|(charset, rest)| {
+        !charset.is_empty()
+            && !charset.contains(char::is_whitespace)
+            && encoding_for_label(charset).is_some()
+            && rest.contains('%')
+    });
+    if looks_extended {
+        let header = format!("attachment; filename*={name}");
+        if let Some(decoded) = mime_params::parameter(&header, "filename") {
+            return decoded;
+        }
+    }
+    decode_encoded_words(name)
+}
+
+/// Decodes an inline text part's body with its charset. A body that Gmail left out of the
+/// resource (only an `attachmentId`) or that is empty gives `None`.
+// NOTE: a text body that Gmail stores behind an attachmentId (a large text part) is not
+// fetched here, so bodyText or bodyHtml stays null for it.
+fn part_text(part: &MessagePart) -> Option<String> {
+    let data = part.body.as_ref()?.data.as_deref()?;
+    let bytes = decode_base64url(data).ok()?;
+    let charset = find_header(&part.headers, "Content-Type")
+        .and_then(|value| mime_params::parameter(&unfold(value), "charset"));
+    Some(normalize_line_ends(&decode_text(
+        &bytes,
+        charset.as_deref(),
+    )))
+}
+
+/// Turns CRLF, lone CR and the CR CR LF that a quoted-printable `=0D` before a line break
+/// leaves into `\n`.
+fn normalize_line_ends(text: &str) -> String {
+    let mut normalized = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(ch) = chars.next() {
+        if ch != '\r' {
+            normalized.push(ch);
+            continue;
+        }
+        while chars.next_if_eq(&'\r').is_some() {}
+        chars.next_if_eq(&'\n');
+        normalized.push('\n');
+    }
+    normalized
+}
+
+/// Renders HTML as plain text with html2text. html2text is third-party code that has
+/// panicked on malformed input in the past, so a panic there yields `None` rather than
+/// taking the request down.
+fn html_to_text(html: &str) -> Option<String> {
+    let rendered =
+        std::panic::catch_unwind(|| html2text::from_read(html.as_bytes(), HTML_TEXT_WIDTH).ok())
+            .ok()
+            .flatten()?;
+    let trimmed: Vec<&str> = rendered.lines().map(str::trim_end).collect();
+    Some(trimmed.join("\n").trim().to_string())
+}
+
+/// Unescapes the HTML character references that Gmail puts in snippets (`&#39;`, `&amp;`,
+/// `&quot;`, numeric references and a few common named ones).
+fn unescape_html_entities(text: &str) -> String {
+    let mut output = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('&') {
+        let (before, candidate) = rest.split_at(start);
+        output.push_str(before);
+        let reference = candidate.get(1..).and_then(|tail| {
+            tail.find(';')
+                .filter(|&end| end <= 10)
+                .map(|end| (tail, end))
+        });
+        let decoded = reference.and_then(|(tail, end)| {
+            let name = tail.get(..end)?;
+            Some((character_reference(name)?, end + 2))
+        });
+        match decoded {
+            Some((ch, consumed)) => {
+                output.push(ch);
+                rest = candidate.get(consumed..).unwrap_or("");
+            }
+            None => {
+                output.push('&');
+                rest = candidate.get(1..).unwrap_or("");
+            }
+        }
+    }
+    output.push_str(rest);
+    output
+}
+
+fn character_reference(name: &str) -> Option<char> {
+    if let Some(number) = name.strip_prefix('#') {
+        let code = match number.strip_prefix(['x', 'X']) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+            None => number.parse::<u32>().ok()?,
+        };
+        return char::from_u32(code);
+    }
+    let ch = match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" => '\'',
+        "nbsp" => '\u{a0}',
+        _ => return None,
+    };
+    Some(ch)
+}
+
+#[cfg(test)]
+#[path = "decode_tests.rs"]
+mod tests;

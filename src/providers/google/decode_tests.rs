@@ -1,0 +1,495 @@
+//! Unit tests of the Gmail message decoder on hand-built `Message` resources.
+
+use super::*;
+use crate::providers::google::wire::MessagePartBody;
+
+fn encode(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn headers(pairs: &[(&str, &str)]) -> Vec<MessagePartHeader> {
+    pairs
+        .iter()
+        .map(|(name, value)| MessagePartHeader {
+            name: name.to_string(),
+            value: value.to_string(),
+        })
+        .collect()
+}
+
+fn leaf(mime_type: &str, content_type: &str, bytes: &[u8]) -> MessagePart {
+    MessagePart {
+        mime_type: Some(mime_type.into()),
+        filename: Some(String::new()),
+        headers: headers(&[("Content-Type", content_type)]),
+        body: Some(MessagePartBody {
+            attachment_id: None,
+            size: bytes.len() as i64,
+            data: Some(encode(bytes)),
+        }),
+        ..MessagePart::default()
+    }
+}
+
+fn attachment(mime_type: &str, filename: &str, id: &str, size: i64) -> MessagePart {
+    MessagePart {
+        mime_type: Some(mime_type.into()),
+        filename: Some(filename.into()),
+        headers: headers(&[
+            ("Content-Type", mime_type),
+            ("Content-Disposition", "attachment"),
+        ]),
+        body: Some(MessagePartBody {
+            attachment_id: Some(id.into()),
+            size,
+            data: None,
+        }),
+        ..MessagePart::default()
+    }
+}
+
+fn multipart(mime_type: &str, parts: Vec<MessagePart>) -> MessagePart {
+    MessagePart {
+        mime_type: Some(mime_type.into()),
+        headers: headers(&[("Content-Type", &format!("{mime_type}; boundary=b"))]),
+        body: Some(MessagePartBody::default()),
+        parts,
+        ..MessagePart::default()
+    }
+}
+
+fn message_with(payload: MessagePart) -> GmailMessage {
+    GmailMessage {
+        id: "m1".into(),
+        thread_id: Some("t1".into()),
+        label_ids: vec!["INBOX".into(), "UNREAD".into()],
+        snippet: Some("Hi".into()),
+        payload: Some(payload),
+        ..GmailMessage::default()
+    }
+}
+
+#[test]
+fn base64url_with_and_without_padding() {
+    assert_eq!(decode_base64url("SGk=").unwrap(), b"Hi");
+    assert_eq!(decode_base64url("SGk").unwrap(), b"Hi");
+    assert_eq!(decode_base64url("SGVsbG8_").unwrap(), b"Hello?");
+    assert_eq!(decode_base64url("SGVsbG8/").unwrap(), b"Hello?");
+    assert_eq!(decode_base64url("SGVs\r\nbG8-\n").unwrap(), b"Hello>");
+    assert_eq!(decode_base64url("").unwrap(), b"");
+}
+
+#[test]
+fn base64url_rejects_garbage() {
+    assert!(decode_base64url("S").is_err());
+    assert!(decode_base64url("SG*k").is_err());
+}
+
+#[test]
+fn text_charsets_decode() {
+    let cases: [(&[u8], Option<&str>, &str); 10] = [
+        (b"caf\xe9", Some("iso-8859-1"), "café"),
+        (b"caf\xe9", Some("\"Latin1\""), "café"),
+        (
+            b"\x93quoted\x94 \x80",
+            Some("windows-1252"),
+            "\u{201c}quoted\u{201d} €",
+        ),
+        (b"\xf0\xd2\xc9\xd7\xc5\xd4", Some("KOI8-R"), "Привет"),
+        (b"\x93\xfa\x96\x7b", Some("shift_jis"), "日本"),
+        (b"\x1b$BF|K\\\x1b(B", Some("ISO-2022-JP"), "日本"),
+        (b"\xd6\xd0\xce\xc4", Some("gb2312"), "中文"),
+        (b"\xa4\xa4\xa4\xe5", Some("big5"), "中文"),
+        (b"\xef\xbb\xbfhello", Some("utf-8"), "hello"),
+        (b"ok \xff", Some("x-unknown"), "ok \u{fffd}"),
+    ];
+    for (bytes, charset, expected) in cases {
+        assert_eq!(decode_text(bytes, charset), expected, "charset {charset:?}");
+    }
+    assert_eq!(decode_text(b"plain", None), "plain");
+}
+
+#[test]
+fn mixed_alternative_and_pdf() {
+    let payload = MessagePart {
+        headers: headers(&[
+            ("Subject", "Quarterly report"),
+            ("From", "Ada Lovelace <ada@example.com>"),
+            ("To", "bob@example.org, \"Doe, Jane\" <jane@example.net>"),
+            ("Date", "Tue, 1 Dec 2026 10:30:00 +0100"),
+            ("Message-ID", "<r1@example.com>"),
+        ]),
+        ..multipart(
+            "multipart/mixed",
+            vec![
+                multipart(
+                    "multipart/alternative",
+                    vec![
+                        leaf("text/plain", "text/plain; charset=utf-8", b"Plain body\r\n"),
+                        leaf("text/html", "text/html; charset=utf-8", b"<p>HTML body</p>"),
+                    ],
+                ),
+                attachment("application/pdf", "report.pdf", "att-1", 48213),
+            ],
+        )
+    };
+    let decoded = decode_message(&message_with(payload));
+
+    assert_eq!(decoded.subject.as_deref(), Some("Quarterly report"));
+    assert_eq!(decoded.body_text.as_deref(), Some("Plain body\n"));
+    assert_eq!(decoded.body_html.as_deref(), Some("<p>HTML body</p>"));
+    assert_eq!(decoded.attachments.len(), 1);
+    assert_eq!(decoded.attachments[0].filename, "report.pdf");
+    assert_eq!(
+        decoded.attachments[0].attachment_id.as_deref(),
+        Some("att-1")
+    );
+    assert_eq!(decoded.attachments[0].mime_type, "application/pdf");
+    assert_eq!(decoded.attachments[0].size, 48213);
+    let from = decoded.from.unwrap();
+    assert_eq!(from.email, "ada@example.com");
+    assert_eq!(from.name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(decoded.to.len(), 2);
+    assert_eq!(decoded.to[1].name.as_deref(), Some("Doe, Jane"));
+    assert_eq!(decoded.date.as_deref(), Some("2026-12-01T09:30:00Z"));
+    assert!(!decoded.is_read);
+    assert_eq!(decoded.labels, vec!["INBOX", "UNREAD"]);
+    assert_eq!(
+        decoded.headers.get("Message-ID").map(String::as_str),
+        Some("<r1@example.com>")
+    );
+}
+
+#[test]
+fn single_part_body_in_payload() {
+    let mut payload = leaf(
+        "text/plain",
+        "text/plain; charset=\"ISO-8859-1\"",
+        b"Gr\xfc\xdfe",
+    );
+    payload.headers.push(MessagePartHeader {
+        name: "Subject".into(),
+        value: "Hallo".into(),
+    });
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text.as_deref(), Some("Grüße"));
+    assert_eq!(decoded.body_html, None);
+    assert!(decoded.attachments.is_empty());
+}
+
+#[test]
+fn attachment_only_and_empty_bodies() {
+    let mut large_text = leaf("text/plain", "text/plain", b"");
+    large_text.body = Some(MessagePartBody {
+        attachment_id: Some("big".into()),
+        size: 9_000_000,
+        data: None,
+    });
+    let mut empty_html = leaf("text/html", "text/html", b"");
+    empty_html.body = Some(MessagePartBody {
+        attachment_id: None,
+        size: 0,
+        data: None,
+    });
+    let no_body = MessagePart {
+        mime_type: Some("image/png".into()),
+        ..MessagePart::default()
+    };
+    let payload = multipart("multipart/mixed", vec![large_text, empty_html, no_body]);
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text, None);
+    assert_eq!(decoded.body_html, None);
+    assert!(decoded.attachments.is_empty());
+}
+
+#[test]
+fn empty_message_decodes() {
+    let decoded = decode_message(&GmailMessage::default());
+    assert_eq!(decoded.id, "");
+    assert_eq!(decoded.subject, None);
+    assert_eq!(decoded.snippet, "");
+    assert_eq!(decoded.from, None);
+    assert_eq!(decoded.date, None);
+    assert!(decoded.is_read);
+    assert!(decoded.headers.is_empty());
+}
+
+#[test]
+fn html_only_falls_back_to_text() {
+    let html = b"<html><body><h1>Sale</h1><p>50% off <b>today</b></p></body></html>";
+    let decoded = decode_message(&message_with(leaf("text/html", "text/html", html)));
+    let text = decoded.body_text.unwrap();
+    assert!(text.contains("Sale"), "text {text:?}");
+    assert!(text.contains("50% off"), "text {text:?}");
+    assert!(!text.contains("<p>"), "text {text:?}");
+    assert!(decoded.body_html.unwrap().contains("<h1>Sale</h1>"));
+}
+
+#[test]
+fn quoted_printable_cr_before_break_normalizes() {
+    // What a quoted-printable `line one=0D` followed by CRLF decodes to.
+    let bytes = b"line one\r\r\nline two\r\nline three\rend";
+    let decoded = decode_message(&message_with(leaf("text/plain", "text/plain", bytes)));
+    assert_eq!(
+        decoded.body_text.as_deref(),
+        Some("line one\nline two\nline three\nend")
+    );
+}
+
+#[test]
+fn leftover_encoded_filenames_decode() {
+    let q_word = attachment("text/plain", "=?utf-8?Q?test=5F=C3=A4.txt?=", "a1", 5);
+    let mut continued = attachment("text/plain", "", "a2", 5);
+    continued.headers = headers(&[
+        ("Content-Type", "text/plain; charset=utf-8"),
+        (
+            "Content-Disposition",
+            "attachment; filename*0*=utf-8''%E6%97%A5%E6%9C%AC; filename*1*=%E8%AA%9E.txt",
+        ),
+    ]);
+    let extended_left = attachment("application/pdf", "utf-8''Pr%C3%BCfbericht.pdf", "a3", 9);
+    let payload = multipart(
+        "multipart/mixed",
+        vec![
+            leaf("text/plain", "text/plain", b"see files"),
+            q_word,
+            continued,
+            extended_left,
+        ],
+    );
+    let decoded = decode_message(&message_with(payload));
+    let names: Vec<&str> = decoded
+        .attachments
+        .iter()
+        .map(|a| a.filename.as_str())
+        .collect();
+    assert_eq!(names, vec!["test_ä.txt", "日本語.txt", "Prüfbericht.pdf"]);
+    assert_eq!(decoded.body_text.as_deref(), Some("see files"));
+}
+
+#[test]
+fn text_attachment_is_not_body() {
+    let mut notes = leaf(
+        "text/plain",
+        "text/plain; name=notes.txt",
+        b"attached notes",
+    );
+    notes.filename = Some("notes.txt".into());
+    let payload = multipart(
+        "multipart/mixed",
+        vec![notes, leaf("text/plain", "text/plain", b"real body")],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text.as_deref(), Some("real body"));
+    assert_eq!(decoded.attachments[0].filename, "notes.txt");
+}
+
+#[test]
+fn disposition_attachment_without_name() {
+    let mut part = attachment("application/octet-stream", "", "a1", 3);
+    part.headers = headers(&[("Content-Disposition", "attachment")]);
+    let mut forwarded = attachment("message/rfc822", "", "a2", 300);
+    forwarded.headers.clear();
+    let payload = multipart(
+        "multipart/mixed",
+        vec![leaf("text/plain", "text/plain", b"body"), part, forwarded],
+    );
+    let decoded = decode_message(&message_with(payload));
+    let names: Vec<&str> = decoded
+        .attachments
+        .iter()
+        .map(|a| a.filename.as_str())
+        .collect();
+    assert_eq!(names, vec!["attachment", "message.eml"]);
+}
+
+#[test]
+fn inline_image_with_name_is_attachment() {
+    let mut image = attachment("image/png", "logo.png", "img", 1200);
+    image.headers = headers(&[
+        ("Content-Type", "image/png; name=\"logo.png\""),
+        ("Content-Disposition", "inline; filename=\"logo.png\""),
+        ("Content-ID", "<logo@example.com>"),
+    ]);
+    let related = multipart(
+        "multipart/related",
+        vec![
+            leaf(
+                "text/html",
+                "text/html",
+                b"<img src=\"cid:logo@example.com\">",
+            ),
+            image,
+        ],
+    );
+    let decoded = decode_message(&message_with(related));
+    assert_eq!(decoded.attachments.len(), 1);
+    assert_eq!(decoded.attachments[0].mime_type, "image/png");
+}
+
+#[test]
+fn encoded_headers_decode() {
+    let payload = MessagePart {
+        headers: headers(&[
+            (
+                "Subject",
+                "=?utf-8?B?5pel5pys6Kqe?= =?utf-8?Q?_and_caf=C3=A9?=",
+            ),
+            (
+                "From",
+                "=?iso-8859-1?Q?Andr=E9_M=FCller?= <andre@example.com>",
+            ),
+            ("Cc", "=?utf-8?Q?Doe=2C_Jane?= <jane@example.com>"),
+            ("X-Note", "=?shift_jis?B?k/qWe4zq?="),
+        ]),
+        ..leaf("text/plain", "text/plain", b"x")
+    };
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.subject.as_deref(), Some("日本語 and café"));
+    assert_eq!(decoded.from.unwrap().name.as_deref(), Some("André Müller"));
+    assert_eq!(decoded.cc[0].name.as_deref(), Some("Doe, Jane"));
+    assert_eq!(
+        decoded.headers.get("X-Note").map(String::as_str),
+        Some("日本語")
+    );
+}
+
+/// Mailboxes as (email, display name) pairs.
+type Mailboxes<'a> = Vec<(&'a str, Option<&'a str>)>;
+
+#[test]
+fn address_lists_tolerate_groups_and_garbage() {
+    let cases: [(&str, Mailboxes); 6] = [
+        ("undisclosed-recipients:;", vec![]),
+        (
+            "Team: a@example.com, \"B\" <b@example.com>;, c@example.org",
+            vec![
+                ("a@example.com", None),
+                ("b@example.com", Some("B")),
+                ("c@example.org", None),
+            ],
+        ),
+        ("not an address at all", vec![]),
+        ("bob@, ok@example.com", vec![("ok@example.com", None)]),
+        ("<>", vec![]),
+        (
+            "x@example.com (Comment Name)",
+            vec![("x@example.com", Some("Comment Name"))],
+        ),
+    ];
+    for (input, expected) in cases {
+        let parsed = parse_addresses(input);
+        let actual: Mailboxes = parsed
+            .iter()
+            .map(|address| (address.email.as_str(), address.name.as_deref()))
+            .collect();
+        assert_eq!(actual, expected, "input {input:?}");
+    }
+}
+
+#[test]
+fn headers_keep_first_occurrence() {
+    let payload = MessagePart {
+        headers: headers(&[
+            ("Received", "first"),
+            ("received", "second"),
+            (
+                "List-Unsubscribe",
+                "<mailto:u@example.com>,\r\n <https://example.com/u>",
+            ),
+        ]),
+        ..leaf("text/plain", "text/plain", b"x")
+    };
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(
+        decoded.headers.get("Received").map(String::as_str),
+        Some("first")
+    );
+    assert!(!decoded.headers.contains_key("received"));
+    assert_eq!(
+        decoded.headers.get("List-Unsubscribe").map(String::as_str),
+        Some("<mailto:u@example.com>, <https://example.com/u>")
+    );
+}
+
+#[test]
+fn dates_convert_to_utc() {
+    let cases = [
+        (
+            "Tue, 1 Dec 2026 09:30:00 +0000",
+            Some("2026-12-01T09:30:00Z"),
+        ),
+        ("Tue, 1 Dec 2026 04:30:00 EST", Some("2026-12-01T09:30:00Z")),
+        ("1 Dec 2026 09:30 GMT", Some("2026-12-01T09:30:00Z")),
+        (
+            "Mon, 30 Nov 2026 23:30:00 -1000",
+            Some("2026-12-01T09:30:00Z"),
+        ),
+        ("Tue, 01 Dec 26 02:30:00 PDT", Some("2026-12-01T09:30:00Z")),
+        (
+            "Tue, 1 Dec 2026 09:30:00 +0000 (UTC)",
+            Some("2026-12-01T09:30:00Z"),
+        ),
+        ("not a date", None),
+    ];
+    for (input, expected) in cases {
+        let headers = headers(&[("Date", input)]);
+        assert_eq!(
+            message_date(&headers, None).as_deref(),
+            expected,
+            "date {input:?}"
+        );
+    }
+}
+
+#[test]
+fn date_falls_back_to_internal_date() {
+    assert_eq!(
+        message_date(&[], Some("1764581400000")).as_deref(),
+        Some("2025-12-01T09:30:00Z")
+    );
+    let bad_header = headers(&[("Date", "garbage")]);
+    assert_eq!(
+        message_date(&bad_header, Some("1764581400000")).as_deref(),
+        Some("2025-12-01T09:30:00Z")
+    );
+    assert_eq!(message_date(&[], Some("soon")), None);
+}
+
+#[test]
+fn snippet_entities_unescape() {
+    let cases = [
+        (
+            "It&#39;s &quot;fine&quot; &amp; done",
+            "It's \"fine\" & done",
+        ),
+        ("&lt;b&gt; &#x263A; &nbsp;x", "<b> \u{263a} \u{a0}x"),
+        ("AT&T & co; &unknown; &#xZZ;", "AT&T & co; &unknown; &#xZZ;"),
+        ("trailing &", "trailing &"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(unescape_html_entities(input), expected);
+    }
+}
+
+#[test]
+fn header_finds_message_id() {
+    let payload = MessagePart {
+        headers: headers(&[("Message-Id", "<abc@example.com>")]),
+        ..MessagePart::default()
+    };
+    let message = message_with(payload);
+    assert_eq!(header(&message, "Message-ID"), Some("<abc@example.com>"));
+    assert_eq!(header(&message, "References"), None);
+    assert_eq!(header(&GmailMessage::default(), "Message-ID"), None);
+}
+
+#[test]
+fn deep_nesting_does_not_overflow() {
+    let mut part = leaf("text/plain", "text/plain", b"deep");
+    for _ in 0..200 {
+        part = multipart("multipart/mixed", vec![part]);
+    }
+    let decoded = decode_message(&message_with(part));
+    assert_eq!(decoded.body_text, None);
+}

@@ -1,0 +1,12 @@
+//! Gmail: the API v1 resource types, the decoder from a Gmail `Message` resource to
+//! Patchbay's message shape, and the composer of outgoing RFC 5322 messages.
+//!
+//! Everything here is pure and makes no network calls.
+
+pub mod client;
+pub mod compose;
+pub mod decode;
+pub mod wire;
+
+mod encoded_word;
+mod mime_params;
