@@ -26,9 +26,9 @@ impl Gateway {
     /// Opens the database, binds `config.listen` (port 0 picks a free port) and serves.
     pub async fn start(config: Config) -> anyhow::Result<Gateway> {
         let store = store::connect(&config.database_url).await?;
-        let listener = TcpListener::bind(config.listen).await.map_err(|error| {
-            anyhow::anyhow!("could not listen on {}: {error}", config.listen)
-        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|error| anyhow::anyhow!("could not listen on {}: {error}", config.listen))?;
         let addr = listener.local_addr()?;
         let state = AppState::new(config, store)?;
         let app = router(state.clone());
@@ -41,7 +41,12 @@ impl Gateway {
                 .await
         });
         tracing::info!(%addr, "gateway listening");
-        Ok(Gateway { addr, state, stop: Some(stop), task })
+        Ok(Gateway {
+            addr,
+            state,
+            stop: Some(stop),
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -8,7 +8,11 @@ use crate::crypto::generate_api_key;
 use crate::store::{self, ApiKeyRecord, new_id};
 
 #[derive(Debug, Parser)]
-#[command(name = "patchbay", version, about = "Self-hosted connection gateway for Gmail and Slack")]
+#[command(
+    name = "patchbay",
+    version,
+    about = "Self-hosted connection gateway for Gmail and Slack"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -93,7 +97,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let config = Config::from_env()?;
-            crate::app::Gateway::start(config).await?.run_until_signal().await
+            crate::app::Gateway::start(config)
+                .await?
+                .run_until_signal()
+                .await
         }
         Command::Tenant(command) => tenant(command).await,
         Command::Key(command) => key(command).await,
@@ -122,7 +129,10 @@ async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::AllowRedirect { tenant, origin, db } => {
             let origin = parse_origin(&origin)?;
             let store = store::connect(&db.database_url).await?;
-            anyhow::ensure!(store.get_tenant(&tenant).await?.is_some(), "no tenant has id {tenant}");
+            anyhow::ensure!(
+                store.get_tenant(&tenant).await?.is_some(),
+                "no tenant has id {tenant}"
+            );
             store.add_redirect_origin(&tenant, &origin).await?;
             print(&json!({"tenant": tenant, "origin": origin}));
         }
@@ -132,8 +142,9 @@ async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
 
 /// Normalizes an origin argument: an http(s) URL with no path, query or user info.
 pub fn parse_origin(text: &str) -> anyhow::Result<String> {
-    let url = url::Url::parse(text)
-        .map_err(|_| anyhow::anyhow!("{text:?} is not an origin such as https://app.example.com"))?;
+    let url = url::Url::parse(text).map_err(|_| {
+        anyhow::anyhow!("{text:?} is not an origin such as https://app.example.com")
+    })?;
     anyhow::ensure!(
         matches!(url.scheme(), "http" | "https") && url.host().is_some(),
         "{text:?} must be an http or https origin"
@@ -176,7 +187,10 @@ pub async fn create_api_key(
     tenant_id: &str,
     name: Option<String>,
 ) -> anyhow::Result<serde_json::Value> {
-    anyhow::ensure!(store.get_tenant(tenant_id).await?.is_some(), "no tenant has id {tenant_id}");
+    anyhow::ensure!(
+        store.get_tenant(tenant_id).await?.is_some(),
+        "no tenant has id {tenant_id}"
+    );
     let generated = generate_api_key();
     let record = ApiKeyRecord {
         id: new_id("key"),
@@ -201,14 +215,28 @@ mod tests {
 
     #[test]
     fn origins_are_normalized() {
-        assert_eq!(parse_origin("https://App.Example.com").unwrap(), "https://app.example.com");
-        assert_eq!(parse_origin("https://app.example.com:443/").unwrap(), "https://app.example.com");
-        assert_eq!(parse_origin("http://localhost:3000").unwrap(), "http://localhost:3000");
+        assert_eq!(
+            parse_origin("https://App.Example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_origin("https://app.example.com:443/").unwrap(),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            parse_origin("http://localhost:3000").unwrap(),
+            "http://localhost:3000"
+        );
     }
 
     #[test]
     fn non_origins_are_rejected() {
-        for bad in ["app.example.com", "ftp://x.example", "https://a@b.example", "https://x.example/path"] {
+        for bad in [
+            "app.example.com",
+            "ftp://x.example",
+            "https://a@b.example",
+            "https://x.example/path",
+        ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }
     }

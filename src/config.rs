@@ -60,7 +60,9 @@ impl Config {
 
         let listen_text = get("PATCHBAY_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_text.parse().with_context(|| {
-            format!("PATCHBAY_LISTEN must be an address such as 127.0.0.1:8080, got {listen_text:?}")
+            format!(
+                "PATCHBAY_LISTEN must be an address such as 127.0.0.1:8080, got {listen_text:?}"
+            )
         })?;
         let public_url = match get("PATCHBAY_PUBLIC_URL") {
             Some(url) => normalize_public_url(&url)?,
@@ -72,8 +74,8 @@ impl Config {
                  for example the output of `openssl rand -base64 32`"
             );
         };
-        let encryption_key = EncryptionKey::from_base64(&key_text)
-            .context("PATCHBAY_ENCRYPTION_KEY is invalid")?;
+        let encryption_key =
+            EncryptionKey::from_base64(&key_text).context("PATCHBAY_ENCRYPTION_KEY is invalid")?;
 
         let client = |id_var: &str, secret_var: &str| match (get(id_var), get(secret_var)) {
             (Some(client_id), Some(secret)) => Some(OAuthClient {
@@ -96,9 +98,18 @@ impl Config {
                     "PATCHBAY_GOOGLE_AUTHORIZE_URL",
                     "https://accounts.google.com/o/oauth2/v2/auth",
                 ),
-                token_url: or("PATCHBAY_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
-                revoke_url: or("PATCHBAY_GOOGLE_REVOKE_URL", "https://oauth2.googleapis.com/revoke"),
-                api_url: trim_slash(&or("PATCHBAY_GOOGLE_API_URL", "https://gmail.googleapis.com")),
+                token_url: or(
+                    "PATCHBAY_GOOGLE_TOKEN_URL",
+                    "https://oauth2.googleapis.com/token",
+                ),
+                revoke_url: or(
+                    "PATCHBAY_GOOGLE_REVOKE_URL",
+                    "https://oauth2.googleapis.com/revoke",
+                ),
+                api_url: trim_slash(&or(
+                    "PATCHBAY_GOOGLE_API_URL",
+                    "https://gmail.googleapis.com",
+                )),
             },
             slack: ProviderConfig {
                 client: client("PATCHBAY_SLACK_CLIENT_ID", "PATCHBAY_SLACK_CLIENT_SECRET"),
@@ -144,9 +155,16 @@ mod tests {
     use super::*;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let pairs: Vec<(String, String)> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
     }
 
     const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -161,7 +179,10 @@ mod tests {
         assert_eq!(config.public_url, "http://127.0.0.1:9000");
         assert_eq!(config.database_url, "sqlite://patchbay.db");
         assert!(config.google.client.is_none());
-        assert_eq!(config.slack.token_url, "https://slack.com/api/oauth.v2.access");
+        assert_eq!(
+            config.slack.token_url,
+            "https://slack.com/api/oauth.v2.access"
+        );
     }
 
     #[test]

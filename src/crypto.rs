@@ -117,7 +117,10 @@ impl TokenCipher {
         for key in std::iter::once(primary).chain(older) {
             keys.insert(key.id.clone(), Aes256Gcm::new((&key.bytes).into()));
         }
-        TokenCipher { primary: primary.id.clone(), keys }
+        TokenCipher {
+            primary: primary.id.clone(),
+            keys,
+        }
     }
 
     /// Encrypts `plaintext`; `context` (for example `connection:<id>:access_token`)
@@ -125,15 +128,25 @@ impl TokenCipher {
     pub fn encrypt(&self, plaintext: &str, context: &str) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let cipher = self.keys.get(&self.primary).expect("the primary key is always in the map");
-        let payload = Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() };
+        let cipher = self
+            .keys
+            .get(&self.primary)
+            .expect("the primary key is always in the map");
+        let payload = Payload {
+            msg: plaintext.as_bytes(),
+            aad: context.as_bytes(),
+        };
         let sealed = cipher
             .encrypt(Nonce::from_slice(&nonce), payload)
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut blob = Vec::with_capacity(NONCE_LEN + sealed.len());
         blob.extend_from_slice(&nonce);
         blob.extend_from_slice(&sealed);
-        format!("{FORMAT_VERSION}.{}.{}", self.primary, URL_SAFE_NO_PAD.encode(blob))
+        format!(
+            "{FORMAT_VERSION}.{}.{}",
+            self.primary,
+            URL_SAFE_NO_PAD.encode(blob)
+        )
     }
 
     /// Decrypts a value written by [`TokenCipher::encrypt`] with the same `context`.
@@ -144,14 +157,21 @@ impl TokenCipher {
         else {
             return Err(CryptoError::MalformedCiphertext);
         };
-        let cipher =
-            self.keys.get(key_id).ok_or_else(|| CryptoError::UnknownKeyId(key_id.to_owned()))?;
-        let blob = URL_SAFE_NO_PAD.decode(data).map_err(|_| CryptoError::MalformedCiphertext)?;
+        let cipher = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| CryptoError::UnknownKeyId(key_id.to_owned()))?;
+        let blob = URL_SAFE_NO_PAD
+            .decode(data)
+            .map_err(|_| CryptoError::MalformedCiphertext)?;
         if blob.len() < NONCE_LEN {
             return Err(CryptoError::MalformedCiphertext);
         }
         let (nonce, sealed) = blob.split_at(NONCE_LEN);
-        let payload = Payload { msg: sealed, aad: context.as_bytes() };
+        let payload = Payload {
+            msg: sealed,
+            aad: context.as_bytes(),
+        };
         let plain = cipher
             .decrypt(Nonce::from_slice(nonce), payload)
             .map_err(|_| CryptoError::DecryptionFailed)?;
@@ -173,7 +193,11 @@ pub fn generate_api_key() -> NewApiKey {
     let key = format!("{API_KEY_PREFIX}{random}");
     let hint = key[key.len() - 4..].to_owned();
     let hash = hash_api_key(&key);
-    NewApiKey { key: SecretString::from(key), hash, hint }
+    NewApiKey {
+        key: SecretString::from(key),
+        hash,
+        hint,
+    }
 }
 
 /// Checks the shape of a presented key before any lookup.
@@ -249,7 +273,10 @@ mod tests {
         let new = EncryptionKey::from_bytes([2; 32]);
         let sealed = TokenCipher::new(&old, &[]).encrypt("token", "c");
         let rotated = TokenCipher::new(&new, &[old]);
-        assert_eq!(rotated.decrypt(&sealed, "c").unwrap().expose_secret(), "token");
+        assert_eq!(
+            rotated.decrypt(&sealed, "c").unwrap().expose_secret(),
+            "token"
+        );
         assert!(rotated.encrypt("token", "c").contains(new.id()));
     }
 
@@ -257,7 +284,10 @@ mod tests {
     fn unknown_key_id_is_reported() {
         let sealed = TokenCipher::new(&EncryptionKey::from_bytes([1; 32]), &[]).encrypt("t", "c");
         let other = TokenCipher::new(&EncryptionKey::from_bytes([2; 32]), &[]);
-        assert!(matches!(other.decrypt(&sealed, "c"), Err(CryptoError::UnknownKeyId(_))));
+        assert!(matches!(
+            other.decrypt(&sealed, "c"),
+            Err(CryptoError::UnknownKeyId(_))
+        ));
     }
 
     #[test]
@@ -274,7 +304,10 @@ mod tests {
             EncryptionKey::from_base64("AAAA"),
             Err(CryptoError::KeyWrongLength(3))
         ));
-        assert!(matches!(EncryptionKey::from_base64("not base64!"), Err(CryptoError::KeyNotBase64)));
+        assert!(matches!(
+            EncryptionKey::from_base64("not base64!"),
+            Err(CryptoError::KeyNotBase64)
+        ));
     }
 
     #[test]
@@ -294,13 +327,18 @@ mod tests {
         let good = format!("{API_KEY_PREFIX}{}", "a".repeat(32));
         assert!(!is_well_formed_api_key(&short));
         assert!(!is_well_formed_api_key(&symbol));
-        assert!(!is_well_formed_api_key("sk_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+        assert!(!is_well_formed_api_key(
+            "sk_live_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        ));
         assert!(is_well_formed_api_key(&good));
     }
 
     #[test]
     fn pkce_matches_rfc7636_example() {
-        let verifier = SecretString::from("dBjftJeZ4CVP-mJ0kqNq5aF1nJ3NuT5bXylf0E4tLRU");
-        assert_eq!(pkce_challenge(&verifier), "E9Melhoa2OwvFrEMTJguCB3K3BPjDctgRR9zsQwvEcg");
+        let verifier = SecretString::from("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        assert_eq!(
+            pkce_challenge(&verifier),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
     }
 }

@@ -12,6 +12,8 @@ pub mod execute;
 pub mod http;
 pub mod oauth;
 pub mod providers;
+pub mod quickstart;
+pub mod sandbox;
 pub mod store;
 pub mod telemetry;
 
@@ -52,7 +54,10 @@ impl FromStr for Provider {
     type Err = UnknownProvider;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        Provider::ALL.into_iter().find(|p| p.as_str() == text).ok_or(UnknownProvider)
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or(UnknownProvider)
     }
 }
 

@@ -60,16 +60,26 @@ pub async fn read(
     if let Some(id) = &input.message_id
         && !is_valid_id(id)
     {
-        return Err(ApiError::invalid("messageId", "messageId is not a valid Gmail message id"));
+        return Err(ApiError::invalid(
+            "messageId",
+            "messageId is not a valid Gmail message id",
+        ));
     }
-    let query = input.query.clone().unwrap_or_else(|| "is:unread".to_owned());
+    let query = input
+        .query
+        .clone()
+        .unwrap_or_else(|| "is:unread".to_owned());
     connection.require_any_scope(TokenKind::Main, &READ_SCOPES)?;
     let api_url = &state.config.google.api_url;
     let messages = connection
         .call(state, TokenKind::Main, |token| {
             let query = &query;
             async move {
-                let gmail = GmailClient { http: &state.http, api_url, token: &token };
+                let gmail = GmailClient {
+                    http: &state.http,
+                    api_url,
+                    token: &token,
+                };
                 match &input.message_id {
                     Some(id) => {
                         let message = gmail.get_message(id, Format::Full).await?;
@@ -93,7 +103,10 @@ pub fn bounded(value: Option<i64>, default: u32, max: u32, param: &str) -> Resul
     match value {
         None => Ok(default),
         Some(n) if n >= 1 && n <= i64::from(max) => Ok(n as u32),
-        Some(_) => Err(ApiError::invalid(param, format!("{param} must be between 1 and {max}"))),
+        Some(_) => Err(ApiError::invalid(
+            param,
+            format!("{param} must be between 1 and {max}"),
+        )),
     }
 }
 
@@ -186,8 +199,7 @@ fn attachments(inputs: &[AttachmentInput]) -> Result<Vec<OutgoingAttachment>, Ap
         .map(|(index, input)| {
             let param = |field: &str| format!("attachments[{index}].{field}");
             let name = input.filename.trim();
-            if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control)
-            {
+            if name.is_empty() || name.chars().count() > 255 || name.chars().any(char::is_control) {
                 return Err(ApiError::invalid(
                     param("filename"),
                     "filename must be 1 to 255 characters without control characters",
@@ -196,7 +208,10 @@ fn attachments(inputs: &[AttachmentInput]) -> Result<Vec<OutgoingAttachment>, Ap
             if !is_mime_type(&input.mime_type) {
                 return Err(ApiError::invalid(
                     param("mimeType"),
-                    format!("{:?} is not a MIME type such as application/pdf", input.mime_type),
+                    format!(
+                        "{:?} is not a MIME type such as application/pdf",
+                        input.mime_type
+                    ),
                 ));
             }
             let content = decode_base64(&input.content_base64).ok_or_else(|| {
@@ -224,7 +239,9 @@ fn is_mime_type(text: &str) -> bool {
     let token = |part: &str| {
         !part.is_empty()
             && part.len() <= 127
-            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
     };
     matches!(text.split_once('/'), Some((kind, sub)) if token(kind) && token(sub))
 }
@@ -237,7 +254,10 @@ pub async fn send(
 ) -> Result<SendOutput, ApiError> {
     let to = addresses(Some(&input.to), "to")?;
     if to.is_empty() {
-        return Err(ApiError::invalid("to", "to must name at least one recipient"));
+        return Err(ApiError::invalid(
+            "to",
+            "to must name at least one recipient",
+        ));
     }
     let cc = addresses(input.cc.as_ref(), "cc")?;
     let bcc = addresses(input.bcc.as_ref(), "bcc")?;
@@ -248,17 +268,26 @@ pub async fn send(
     if input.subject.is_none() && input.in_reply_to.is_none() {
         return Err(ApiError::invalid("subject", "subject is required"));
     }
-    for (param, id) in [("threadId", &input.thread_id), ("inReplyTo", &input.in_reply_to)] {
+    for (param, id) in [
+        ("threadId", &input.thread_id),
+        ("inReplyTo", &input.in_reply_to),
+    ] {
         if let Some(id) = id
             && !is_valid_id(id)
         {
-            return Err(ApiError::invalid(param, format!("{param} is not a valid Gmail id")));
+            return Err(ApiError::invalid(
+                param,
+                format!("{param} is not a valid Gmail id"),
+            ));
         }
     }
     let attachments = attachments(input.attachments.as_deref().unwrap_or_default())?;
     let attachment_bytes: usize = attachments.iter().map(|a| a.content.len()).sum();
     if attachment_bytes > MAX_MESSAGE_BYTES {
-        return Err(ApiError::invalid("attachments", too_large_message(attachment_bytes)));
+        return Err(ApiError::invalid(
+            "attachments",
+            too_large_message(attachment_bytes),
+        ));
     }
     connection.require_any_scope(TokenKind::Main, &SEND_SCOPES)?;
 
@@ -267,7 +296,10 @@ pub async fn send(
         .account_name
         .as_deref()
         .filter(|name| name.contains('@'))
-        .map(|email| Mailbox { name: None, email: email.to_owned() });
+        .map(|email| Mailbox {
+            name: None,
+            email: email.to_owned(),
+        });
     let message = OutgoingMessage {
         from,
         to,
@@ -286,18 +318,21 @@ pub async fn send(
         .call(state, TokenKind::Main, |token| {
             let mut message = message.clone();
             async move {
-                let gmail = GmailClient { http: &state.http, api_url, token: &token };
+                let gmail = GmailClient {
+                    http: &state.http,
+                    api_url,
+                    token: &token,
+                };
                 let mut thread_id = input.thread_id.clone();
                 if let Some(parent_id) = &input.in_reply_to {
                     let parent = gmail.get_message(parent_id, Format::Metadata).await?;
                     apply_reply(&mut message, &parent, input.subject.as_deref());
                     thread_id = parent.thread_id.clone().or(thread_id);
                 }
-                let raw = build_message(&message)
-                    .map_err(|error| ProviderError::Rejected {
-                        code: "invalid_message".to_owned(),
-                        message: error.to_string(),
-                    })?;
+                let raw = build_message(&message).map_err(|error| ProviderError::Rejected {
+                    code: "invalid_message".to_owned(),
+                    message: error.to_string(),
+                })?;
                 if raw.len() > MAX_MESSAGE_BYTES {
                     return Err(ProviderError::Rejected {
                         code: "message_too_large".to_owned(),
@@ -307,16 +342,23 @@ pub async fn send(
                 let sent = if raw.len() > UPLOAD_THRESHOLD_BYTES {
                     gmail.send_upload(raw, thread_id.as_deref()).await?
                 } else {
-                    gmail.send_raw(URL_SAFE_NO_PAD.encode(&raw), thread_id.as_deref()).await?
+                    gmail
+                        .send_raw(URL_SAFE_NO_PAD.encode(&raw), thread_id.as_deref())
+                        .await?
                 };
-                Ok(SendOutput { id: sent.id, thread_id: sent.thread_id, label_ids: sent.label_ids })
+                Ok(SendOutput {
+                    id: sent.id,
+                    thread_id: sent.thread_id,
+                    label_ids: sent.label_ids,
+                })
             }
         })
         .await
         .map_err(|error| match error {
-            ApiError::ProviderRejected { provider_code, message }
-                if provider_code == "message_too_large" || provider_code == "invalid_message" =>
-            {
+            ApiError::ProviderRejected {
+                provider_code,
+                message,
+            } if provider_code == "message_too_large" || provider_code == "invalid_message" => {
                 ApiError::invalid("attachments", message)
             }
             other => other,
@@ -354,8 +396,17 @@ mod tests {
     #[test]
     fn mime_types_are_checked() {
         assert!(is_mime_type("application/pdf"));
-        assert!(is_mime_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"));
-        for bad in ["", "pdf", "application/", "/pdf", "text/plain\r\nX-Evil: 1", "a/b c"] {
+        assert!(is_mime_type(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        ));
+        for bad in [
+            "",
+            "pdf",
+            "application/",
+            "/pdf",
+            "text/plain\r\nX-Evil: 1",
+            "a/b c",
+        ] {
             assert!(!is_mime_type(bad), "{bad:?}");
         }
     }

@@ -45,13 +45,19 @@ impl Connection {
         provider: Provider,
         user_id: Option<&str>,
     ) -> Result<Connection, ApiError> {
-        let record = state.store.get_connection(tenant_id, provider, user_id).await?.ok_or(
-            ApiError::ConnectionNotFound {
+        let record = state
+            .store
+            .get_connection(tenant_id, provider, user_id)
+            .await?
+            .ok_or(ApiError::ConnectionNotFound {
                 provider,
-                owner: if user_id.is_some() { "user" } else { "tenant (org-wide)" },
+                owner: if user_id.is_some() {
+                    "user"
+                } else {
+                    "tenant (org-wide)"
+                },
                 on_delete: false,
-            },
-        )?;
+            })?;
         if record.status == ConnectionStatus::ReauthorizationRequired {
             return Err(ApiError::ReauthorizationRequired(provider));
         }
@@ -103,17 +109,23 @@ impl Connection {
 
     async fn provider_error(&self, state: &AppState, error: ProviderError) -> ApiError {
         match error {
-            ProviderError::Unauthorized | ProviderError::Revoked(_) => self.mark_revoked(state).await,
-            ProviderError::MissingScope(message) => ApiError::MissingScope(message),
-            ProviderError::Rejected { code, message } => {
-                ApiError::ProviderRejected { provider_code: code, message }
+            ProviderError::Unauthorized | ProviderError::Revoked(_) => {
+                self.mark_revoked(state).await
             }
+            ProviderError::MissingScope(message) => ApiError::MissingScope(message),
+            ProviderError::Rejected { code, message } => ApiError::ProviderRejected {
+                provider_code: code,
+                message,
+            },
             ProviderError::RateLimited { retry_after } => {
                 ApiError::ProviderRateLimited { retry_after }
             }
             ProviderError::Unavailable(detail) => {
                 tracing::warn!(connection_id = %self.record.id, detail = %detail, "provider failed");
-                ApiError::ProviderUnavailable(format!("{} failed; retry later", self.provider_name()))
+                ApiError::ProviderUnavailable(format!(
+                    "{} failed; retry later",
+                    self.provider_name()
+                ))
             }
             ProviderError::Timeout => ApiError::ProviderTimeout,
         }
@@ -155,7 +167,12 @@ impl Connection {
         let mut record = self.record.clone();
         if needs_refresh(&record.tokens, kind, rejected) {
             let key = format!("{}:{kind:?}", record.id);
-            let refresh = refresh_task(state.clone(), record.id.clone(), kind, rejected.map(str::to_owned));
+            let refresh = refresh_task(
+                state.clone(),
+                record.id.clone(),
+                kind,
+                rejected.map(str::to_owned),
+            );
             match state.refresher.run(&key, || refresh).await {
                 Ok(()) => {}
                 Err(RefreshFailure::Revoked) => {
@@ -225,8 +242,11 @@ fn needs_refresh(tokens: &StoredTokens, kind: TokenKind, rejected: Option<&str>)
 }
 
 /// Backoff before each retry of a transient refresh failure.
-const REFRESH_BACKOFF: [Duration; 3] =
-    [Duration::from_millis(250), Duration::from_secs(1), Duration::from_secs(3)];
+const REFRESH_BACKOFF: [Duration; 3] = [
+    Duration::from_millis(250),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
 
 /// The refresh itself, run once per flight: reloads the connection, skips the call
 /// when another flight already refreshed it, and stores the new tokens (keeping the
@@ -238,7 +258,11 @@ async fn refresh_task(
     rejected: Option<String>,
 ) -> Result<(), RefreshFailure> {
     let internal = |e: &dyn std::fmt::Display| RefreshFailure::Internal(e.to_string());
-    let Some(record) = state.store.get_connection_by_id(&connection_id).await.map_err(|e| internal(&e))?
+    let Some(record) = state
+        .store
+        .get_connection_by_id(&connection_id)
+        .await
+        .map_err(|e| internal(&e))?
     else {
         return Err(RefreshFailure::Revoked);
     };
@@ -259,28 +283,50 @@ async fn refresh_task(
     };
     let Some(refresh_ciphertext) = refresh_ciphertext else {
         // Without a refresh token nothing can renew the grant.
-        mark(&state, &connection_id, ConnectionStatus::ReauthorizationRequired).await;
+        mark(
+            &state,
+            &connection_id,
+            ConnectionStatus::ReauthorizationRequired,
+        )
+        .await;
         return Err(RefreshFailure::Revoked);
     };
     let refresh_token = state
         .cipher
-        .decrypt(refresh_ciphertext, &token_context(&connection_id, kind, true))
+        .decrypt(
+            refresh_ciphertext,
+            &token_context(&connection_id, kind, true),
+        )
         .map_err(|e| internal(&e))?;
     let settings = state.config.provider(record.provider);
     let client = settings.client.as_ref().ok_or_else(|| {
-        RefreshFailure::Unavailable(format!("the {} OAuth client is not configured", record.provider))
+        RefreshFailure::Unavailable(format!(
+            "the {} OAuth client is not configured",
+            record.provider
+        ))
     })?;
 
     let mut attempt = 0;
     let fresh = loop {
         tracing::info!(connection_id = %connection_id, attempt, "refreshing access token");
-        match oauth::refresh_token(&state.http, record.provider, settings, client, &refresh_token)
-            .await
+        match oauth::refresh_token(
+            &state.http,
+            record.provider,
+            settings,
+            client,
+            &refresh_token,
+        )
+        .await
         {
             Ok(tokens) => break tokens,
             Err(OAuthError::InvalidGrant(reason)) => {
                 tracing::warn!(connection_id = %connection_id, reason = %reason, "refresh token rejected");
-                mark(&state, &connection_id, ConnectionStatus::ReauthorizationRequired).await;
+                mark(
+                    &state,
+                    &connection_id,
+                    ConnectionStatus::ReauthorizationRequired,
+                )
+                .await;
                 return Err(RefreshFailure::Revoked);
             }
             Err(OAuthError::RateLimited { retry_after }) => {
@@ -331,7 +377,11 @@ async fn refresh_task(
 }
 
 async fn mark(state: &AppState, connection_id: &str, status: ConnectionStatus) {
-    if let Err(error) = state.store.set_connection_status(connection_id, status, Utc::now()).await {
+    if let Err(error) = state
+        .store
+        .set_connection_status(connection_id, status, Utc::now())
+        .await
+    {
         tracing::error!(connection_id, error = %error, "could not store the connection status");
     }
 }

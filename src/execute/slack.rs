@@ -47,7 +47,10 @@ impl MessageInput {
                 ));
             }
             if !blocks.iter().all(Value::is_object) {
-                return Err(ApiError::invalid("blocks", "every block must be a JSON object"));
+                return Err(ApiError::invalid(
+                    "blocks",
+                    "every block must be a JSON object",
+                ));
             }
         }
         if let Some(ts) = &self.thread_ts
@@ -69,7 +72,10 @@ fn validate_channel(channel: &str) -> Result<(), ApiError> {
     if valid {
         Ok(())
     } else {
-        Err(ApiError::invalid("channel", "channel must be a channel id such as C0123 or #name"))
+        Err(ApiError::invalid(
+            "channel",
+            "channel must be a channel id such as C0123 or #name",
+        ))
     }
 }
 
@@ -102,7 +108,10 @@ pub async fn post_message(
     input: &MessageInput,
 ) -> Result<MessageOutput, ApiError> {
     connection.require_any_scope(TokenKind::Main, &["chat:write"])?;
-    let blocks = input.blocks.as_ref().map(|blocks| Value::Array(blocks.clone()));
+    let blocks = input
+        .blocks
+        .as_ref()
+        .map(|blocks| Value::Array(blocks.clone()));
     let message = PostMessage {
         channel: &input.channel,
         text: input.text.as_deref(),
@@ -111,7 +120,10 @@ pub async fn post_message(
         unfurl_links: input.unfurl_links,
         unfurl_media: input.unfurl_media,
     };
-    let client = SlackClient { http: &state.http, api_url: &state.config.slack.api_url };
+    let client = SlackClient {
+        http: &state.http,
+        api_url: &state.config.slack.api_url,
+    };
     let answer = connection
         .call(state, TokenKind::Main, |token| {
             let client = &client;
@@ -119,8 +131,18 @@ pub async fn post_message(
             async move { client.post_message(&token, message).await }
         })
         .await?;
-    let text = |key: &str| answer.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-    Ok(MessageOutput { ok: true, channel: text("channel"), ts: text("ts") })
+    let text = |key: &str| {
+        answer
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    Ok(MessageOutput {
+        ok: true,
+        channel: text("channel"),
+        ts: text("ts"),
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +164,10 @@ impl SearchInput {
         match self.max_results {
             None => Ok(10),
             Some(n @ 1..=100) => Ok(n as u32),
-            Some(_) => Err(ApiError::invalid("maxResults", "maxResults must be between 1 and 100")),
+            Some(_) => Err(ApiError::invalid(
+                "maxResults",
+                "maxResults must be between 1 and 100",
+            )),
         }
     }
 
@@ -180,7 +205,10 @@ pub async fn search(
     let count = input.validate()?;
     connection.require_any_scope(TokenKind::User, &["search:read"])?;
     let query = input.slack_query();
-    let client = SlackClient { http: &state.http, api_url: &state.config.slack.api_url };
+    let client = SlackClient {
+        http: &state.http,
+        api_url: &state.config.slack.api_url,
+    };
     let answer = connection
         .call(state, TokenKind::User, |token| {
             let client = &client;
@@ -200,7 +228,10 @@ pub async fn search(
         .map(|m| SearchMatch {
             user: text(m, "user"),
             username: text(m, "username"),
-            channel: m.pointer("/channel/id").and_then(Value::as_str).map(str::to_owned),
+            channel: m
+                .pointer("/channel/id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             text: text(m, "text"),
             ts: text(m, "ts"),
             permalink: text(m, "permalink"),
@@ -226,8 +257,16 @@ mod tests {
 
     #[test]
     fn text_limit_is_enforced() {
-        assert!(input(Some(&"a".repeat(MAX_TEXT_CHARS)), None).validate().is_ok());
-        assert!(input(Some(&"a".repeat(MAX_TEXT_CHARS + 1)), None).validate().is_err());
+        assert!(
+            input(Some(&"a".repeat(MAX_TEXT_CHARS)), None)
+                .validate()
+                .is_ok()
+        );
+        assert!(
+            input(Some(&"a".repeat(MAX_TEXT_CHARS + 1)), None)
+                .validate()
+                .is_err()
+        );
     }
 
     #[test]

@@ -67,7 +67,9 @@ impl Cursor {
         let invalid = || ApiError::invalid("pageToken", "pageToken is not one this gateway issued");
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if !is_history_id(&cursor.history) || cursor.newest.as_deref().is_some_and(|n| !is_history_id(n)) {
+        if !is_history_id(&cursor.history)
+            || cursor.newest.as_deref().is_some_and(|n| !is_history_id(n))
+        {
             return Err(invalid());
         }
         Ok(cursor)
@@ -86,24 +88,42 @@ pub async fn sync(
 ) -> Result<SyncOutput, ApiError> {
     let days = bounded(input.sync_period_days, 90, 3650, "syncPeriodDays")?;
     let page_size = bounded(input.max_results, 100, 500, "maxResults")?;
-    let cursor = input.page_token.as_deref().map(Cursor::decode).transpose()?;
+    let cursor = input
+        .page_token
+        .as_deref()
+        .map(Cursor::decode)
+        .transpose()?;
     match input.mode.as_str() {
         "initial" | "incremental" => {}
-        _ => return Err(ApiError::invalid("mode", "mode must be initial or incremental")),
+        _ => {
+            return Err(ApiError::invalid(
+                "mode",
+                "mode must be initial or incremental",
+            ));
+        }
     }
     if let Some(cursor) = &cursor
         && cursor.mode != input.mode
         && !cursor.reset
     {
-        return Err(ApiError::invalid("pageToken", "pageToken belongs to a sync of another mode"));
+        return Err(ApiError::invalid(
+            "pageToken",
+            "pageToken belongs to a sync of another mode",
+        ));
     }
     let start = match (input.mode.as_str(), &input.history_id) {
         ("incremental", Some(id)) if is_history_id(id) => Some(id.clone()),
         ("incremental", Some(_)) => {
-            return Err(ApiError::invalid("historyId", "historyId must be a Gmail history id"));
+            return Err(ApiError::invalid(
+                "historyId",
+                "historyId must be a Gmail history id",
+            ));
         }
         ("incremental", None) if cursor.is_none() => {
-            return Err(ApiError::invalid("historyId", "historyId is required for incremental sync"));
+            return Err(ApiError::invalid(
+                "historyId",
+                "historyId is required for incremental sync",
+            ));
         }
         _ => None,
     };
@@ -114,7 +134,11 @@ pub async fn sync(
             let cursor = cursor.clone();
             let start = start.clone();
             async move {
-                let gmail = GmailClient { http: &state.http, api_url, token: &token };
+                let gmail = GmailClient {
+                    http: &state.http,
+                    api_url,
+                    token: &token,
+                };
                 match cursor {
                     Some(cursor) if cursor.mode == "initial" => {
                         initial_page(&gmail, cursor, page_size).await
@@ -149,8 +173,14 @@ async fn begin_initial(
     let profile = gmail.profile().await?;
     let history = profile.history_id.unwrap_or_default();
     let after = Utc::now().timestamp() - i64::from(days) * 86_400;
-    let cursor =
-        Cursor { mode: "initial".to_owned(), gmail: None, history, after, newest: None, reset };
+    let cursor = Cursor {
+        mode: "initial".to_owned(),
+        gmail: None,
+        history,
+        after,
+        newest: None,
+        reset,
+    };
     initial_page(gmail, cursor, page_size).await
 }
 
@@ -160,11 +190,18 @@ async fn initial_page(
     page_size: u32,
 ) -> Result<SyncOutput, ProviderError> {
     let query = format!("after:{}", cursor.after);
-    let list = gmail.list_messages(&query, page_size, cursor.gmail.as_deref()).await?;
+    let list = gmail
+        .list_messages(&query, page_size, cursor.gmail.as_deref())
+        .await?;
     let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
     let (messages, _) = fetch_full(gmail, &ids).await?;
-    let next_page_token =
-        list.next_page_token.map(|gmail| Cursor { gmail: Some(gmail), ..cursor.clone() }.encode());
+    let next_page_token = list.next_page_token.map(|gmail| {
+        Cursor {
+            gmail: Some(gmail),
+            ..cursor.clone()
+        }
+        .encode()
+    });
     Ok(SyncOutput {
         messages,
         deleted_message_ids: Vec::new(),
@@ -180,7 +217,9 @@ async fn incremental_page(
     page_size: u32,
     days: u32,
 ) -> Result<SyncOutput, ProviderError> {
-    let page = match gmail.list_history(&cursor.history, page_size, cursor.gmail.as_deref()).await
+    let page = match gmail
+        .list_history(&cursor.history, page_size, cursor.gmail.as_deref())
+        .await
     {
         Ok(page) => page,
         Err(ProviderError::Rejected { code, .. }) if code == "notFound" => {
@@ -203,7 +242,14 @@ async fn incremental_page(
     let (history_id, next_page_token) = match page.next_page_token {
         Some(next) => (
             None,
-            Some(Cursor { gmail: Some(next), newest, ..cursor }.encode()),
+            Some(
+                Cursor {
+                    gmail: Some(next),
+                    newest,
+                    ..cursor
+                }
+                .encode(),
+            ),
         ),
         None => (newest.or(Some(cursor.history)), None),
     };
@@ -268,7 +314,12 @@ mod tests {
 
     #[test]
     fn foreign_page_tokens_are_rejected() {
-        for bad in ["", "not-base64!", "e30", &URL_SAFE_NO_PAD.encode(r#"{"mode":"initial","history":"x"}"#)] {
+        for bad in [
+            "",
+            "not-base64!",
+            "e30",
+            &URL_SAFE_NO_PAD.encode(r#"{"mode":"initial","history":"x"}"#),
+        ] {
             assert!(Cursor::decode(bad).is_err(), "{bad:?}");
         }
     }

@@ -51,7 +51,9 @@ impl From<ConnectionRecord> for ConnectionView {
             user_id: record.user_id,
             account_name: record.account_name,
             account_avatar: record.account_avatar,
-            connected_at: record.connected_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            connected_at: record
+                .connected_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             scopes,
             status: record.status,
         }
@@ -63,8 +65,13 @@ async fn list(
     tenant: Tenant,
     HeaderUserId(user_id): HeaderUserId,
 ) -> Result<Json<Vec<ConnectionView>>, ApiError> {
-    let records = state.store.list_connections(&tenant.tenant_id, user_id.as_deref()).await?;
-    Ok(Json(records.into_iter().map(ConnectionView::from).collect()))
+    let records = state
+        .store
+        .list_connections(&tenant.tenant_id, user_id.as_deref())
+        .await?;
+    Ok(Json(
+        records.into_iter().map(ConnectionView::from).collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,7 +95,10 @@ async fn authorize(
         ApiError::invalid("redirect_after", "the query string could not be decoded")
     })?;
     let settings = state.config.provider(provider);
-    let client = settings.client.as_ref().ok_or(ApiError::ProviderNotConfigured(provider))?;
+    let client = settings
+        .client
+        .as_ref()
+        .ok_or(ApiError::ProviderNotConfigured(provider))?;
     let redirect_after = match query.redirect_after {
         Some(target) => {
             let allowed = state.store.redirect_origins(&tenant.tenant_id).await?;
@@ -107,9 +117,11 @@ async fn authorize(
         provider,
         user_id,
         redirect_after,
-        pkce_verifier: verifier
-            .as_ref()
-            .map(|v| state.cipher.encrypt(v.expose_secret(), &verifier_context(&state_hash))),
+        pkce_verifier: verifier.as_ref().map(|v| {
+            state
+                .cipher
+                .encrypt(v.expose_secret(), &verifier_context(&state_hash))
+        }),
         created_at: now,
         expires_at: now + STATE_TTL,
     };
@@ -200,7 +212,9 @@ async fn complete(
 ) -> Result<Completion, ApiError> {
     let restart = "start the connection again from the application";
     let Some(state_value) = query.state.filter(|s| !s.is_empty() && s.len() <= 512) else {
-        return Err(ApiError::InvalidState(format!("the callback has no state; {restart}")));
+        return Err(ApiError::InvalidState(format!(
+            "the callback has no state; {restart}"
+        )));
     };
     let state_hash = sha256_hex(&state_value);
     let pending = state.store.take_oauth_state(&state_hash, provider).await?;
@@ -211,15 +225,25 @@ async fn complete(
     };
 
     if let Some(error) = query.error {
-        let error: String = error.chars().filter(|c| !c.is_control()).take(100).collect();
+        let error: String = error
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(100)
+            .collect();
         tracing::info!(provider = %provider, error = %error, "the user did not grant access");
         return Ok(finish(&pending, provider, Err(&error)));
     }
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
-        return Err(ApiError::invalid("code", "the callback has neither code nor error"));
+        return Err(ApiError::invalid(
+            "code",
+            "the callback has neither code nor error",
+        ));
     };
     let settings = state.config.provider(provider);
-    let client = settings.client.as_ref().ok_or(ApiError::ProviderNotConfigured(provider))?;
+    let client = settings
+        .client
+        .as_ref()
+        .ok_or(ApiError::ProviderNotConfigured(provider))?;
     let verifier = match &pending.pkce_verifier {
         Some(sealed) => Some(
             state
@@ -285,16 +309,14 @@ fn exchange_api_error(error: OAuthError) -> ApiError {
 
 /// Where the browser goes after the callback: `redirect_after` with `connected=` or
 /// `error=` added, or the built-in page.
-fn finish(
-    pending: &OAuthStateRecord,
-    provider: Provider,
-    outcome: Result<(), &str>,
-) -> Completion {
+fn finish(pending: &OAuthStateRecord, provider: Provider, outcome: Result<(), &str>) -> Completion {
     if let Some(target) = &pending.redirect_after
         && let Ok(mut url) = url::Url::parse(target)
     {
         match outcome {
-            Ok(()) => url.query_pairs_mut().append_pair("connected", provider.as_str()),
+            Ok(()) => url
+                .query_pairs_mut()
+                .append_pair("connected", provider.as_str()),
             Err(error) => url.query_pairs_mut().append_pair("error", error),
         };
         return Completion::Redirect(url.into());
@@ -322,12 +344,18 @@ async fn store_connection(
 ) -> Result<(), ApiError> {
     let id = new_id("conn");
     let seal = |token: &SecretString, kind: TokenKind, refresh: bool| {
-        state.cipher.encrypt(token.expose_secret(), &token_context(&id, kind, refresh))
+        state
+            .cipher
+            .encrypt(token.expose_secret(), &token_context(&id, kind, refresh))
     };
     let user = grant.user_tokens.as_ref();
     let tokens = StoredTokens {
         access_token: seal(&grant.tokens.access_token, TokenKind::Main, false),
-        refresh_token: grant.tokens.refresh_token.as_ref().map(|t| seal(t, TokenKind::Main, true)),
+        refresh_token: grant
+            .tokens
+            .refresh_token
+            .as_ref()
+            .map(|t| seal(t, TokenKind::Main, true)),
         expires_at: grant.tokens.expires_at,
         user_access_token: user.map(|u| seal(&u.access_token, TokenKind::User, false)),
         user_refresh_token: user
@@ -410,7 +438,11 @@ async fn delete(
         .await?
         .ok_or(ApiError::ConnectionNotFound {
             provider,
-            owner: if user_id.is_some() { "user" } else { "tenant (org-wide)" },
+            owner: if user_id.is_some() {
+                "user"
+            } else {
+                "tenant (org-wide)"
+            },
             on_delete: true,
         })?;
     revoke_best_effort(&state, removed).await;
@@ -425,7 +457,12 @@ async fn revoke_best_effort(state: &AppState, record: ConnectionRecord) {
     let targets: Vec<(&str, TokenKind, bool)> = match (record.provider, &tokens.refresh_token) {
         (Provider::Google, Some(refresh)) => vec![(refresh, TokenKind::Main, true)],
         _ => std::iter::once((tokens.access_token.as_str(), TokenKind::Main, false))
-            .chain(tokens.user_access_token.as_deref().map(|t| (t, TokenKind::User, false)))
+            .chain(
+                tokens
+                    .user_access_token
+                    .as_deref()
+                    .map(|t| (t, TokenKind::User, false)),
+            )
             .collect(),
     };
     let settings = state.config.provider(record.provider);
@@ -454,7 +491,10 @@ mod tests {
     use super::*;
 
     fn allowed() -> Vec<String> {
-        vec!["https://app.example.com".to_owned(), "http://localhost:3000".to_owned()]
+        vec![
+            "https://app.example.com".to_owned(),
+            "http://localhost:3000".to_owned(),
+        ]
     }
 
     #[test]
@@ -477,12 +517,18 @@ mod tests {
             "//app.example.com/",
             "/relative",
         ] {
-            assert!(check_redirect_after(bad, &allowed()).is_err(), "{bad} was accepted");
+            assert!(
+                check_redirect_after(bad, &allowed()).is_err(),
+                "{bad} was accepted"
+            );
         }
     }
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape_html("<b>\"x\" & 'y'</b>"), "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;");
+        assert_eq!(
+            escape_html("<b>\"x\" & 'y'</b>"),
+            "&lt;b&gt;&quot;x&quot; &amp; &#39;y&#39;&lt;/b&gt;"
+        );
     }
 }

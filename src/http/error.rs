@@ -10,7 +10,10 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{message}")]
-    InvalidRequest { message: String, param: Option<String> },
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
     #[error("{0}")]
     InvalidRedirect(String),
     #[error("{0}")]
@@ -21,7 +24,11 @@ pub enum ApiError {
     InvalidApiKey,
     /// `on_delete` selects 404 (DELETE) over 403 (execute).
     #[error("no {provider} connection exists for this {owner}")]
-    ConnectionNotFound { provider: crate::Provider, owner: &'static str, on_delete: bool },
+    ConnectionNotFound {
+        provider: crate::Provider,
+        owner: &'static str,
+        on_delete: bool,
+    },
     #[error("the {0} grant was revoked or expired; the user must connect the account again")]
     ReauthorizationRequired(crate::Provider),
     #[error("{0}")]
@@ -37,7 +44,10 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    ProviderRejected { provider_code: String, message: String },
+    ProviderRejected {
+        provider_code: String,
+        message: String,
+    },
     #[error("the provider rate-limited the request; retry after {retry_after} seconds")]
     ProviderRateLimited { retry_after: u64 },
     #[error("{0}")]
@@ -53,7 +63,10 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 `invalid_request` naming the parameter at fault.
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::InvalidRequest { message: message.into(), param: Some(param.into()) }
+        ApiError::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
     }
 
     pub fn internal(error: impl Into<anyhow::Error>) -> Self {
@@ -71,36 +84,70 @@ impl ApiError {
             ProviderNotConfigured(_) => {
                 (StatusCode::BAD_REQUEST, INVALID, "provider_not_configured")
             }
-            InvalidApiKey => (StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key"),
-            ConnectionNotFound { on_delete: true, .. } => {
-                (StatusCode::NOT_FOUND, INVALID, "connection_not_found")
-            }
-            ConnectionNotFound { on_delete: false, .. } => {
-                (StatusCode::FORBIDDEN, "connection_error", "connection_not_found")
-            }
-            ReauthorizationRequired(_) => {
-                (StatusCode::FORBIDDEN, "connection_error", "reauthorization_required")
-            }
+            InvalidApiKey => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_api_key",
+            ),
+            ConnectionNotFound {
+                on_delete: true, ..
+            } => (StatusCode::NOT_FOUND, INVALID, "connection_not_found"),
+            ConnectionNotFound {
+                on_delete: false, ..
+            } => (
+                StatusCode::FORBIDDEN,
+                "connection_error",
+                "connection_not_found",
+            ),
+            ReauthorizationRequired(_) => (
+                StatusCode::FORBIDDEN,
+                "connection_error",
+                "reauthorization_required",
+            ),
             MissingScope(_) => (StatusCode::FORBIDDEN, "connection_error", "missing_scope"),
             NotFound(_) => (StatusCode::NOT_FOUND, INVALID, "not_found"),
             UnknownProvider(_) => (StatusCode::NOT_FOUND, INVALID, "unknown_provider"),
-            MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, INVALID, "method_not_allowed"),
+            MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                INVALID,
+                "method_not_allowed",
+            ),
             PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, INVALID, "payload_too_large"),
-            UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, INVALID, "unsupported_media_type")
-            }
-            ProviderRejected { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "provider_error", "provider_rejected")
-            }
-            ProviderRateLimited { .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "provider_rate_limited")
-            }
-            ProviderUnavailable(_) => (StatusCode::BAD_GATEWAY, "provider_error", "provider_unavailable"),
-            ProviderTimeout => (StatusCode::GATEWAY_TIMEOUT, "provider_error", "provider_timeout"),
-            DatabaseUnavailable => {
-                (StatusCode::SERVICE_UNAVAILABLE, "api_error", "database_unavailable")
-            }
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal_error"),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                INVALID,
+                "unsupported_media_type",
+            ),
+            ProviderRejected { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "provider_error",
+                "provider_rejected",
+            ),
+            ProviderRateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "provider_rate_limited",
+            ),
+            ProviderUnavailable(_) => (
+                StatusCode::BAD_GATEWAY,
+                "provider_error",
+                "provider_unavailable",
+            ),
+            ProviderTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "provider_error",
+                "provider_timeout",
+            ),
+            DatabaseUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "api_error",
+                "database_unavailable",
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                "internal_error",
+            ),
         }
     }
 
@@ -109,7 +156,9 @@ impl ApiError {
         let (_, error_type, code) = self.parts();
         let mut error = json!({"type": error_type, "code": code, "message": self.to_string()});
         match self {
-            ApiError::InvalidRequest { param: Some(param), .. } => {
+            ApiError::InvalidRequest {
+                param: Some(param), ..
+            } => {
                 error["param"] = json!(param);
             }
             ApiError::ProviderRejected { provider_code, .. } => {
@@ -139,13 +188,18 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             // The span of the request carries its id, so the log line can be matched
             // with the response the client got.
-            tracing::error!(error = format!("{cause:#}"), "request failed with an internal error");
+            tracing::error!(
+                error = format!("{cause:#}"),
+                "request failed with an internal error"
+            );
         } else if status.is_server_error() {
             tracing::warn!(code, message = %self, "request failed");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
         if let ApiError::ProviderRateLimited { retry_after } = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }
@@ -161,7 +215,10 @@ mod tests {
         assert_eq!(body["error"]["type"], "invalid_request_error");
         assert_eq!(body["error"]["code"], "invalid_request");
         assert_eq!(body["error"]["param"], "maxResults");
-        assert_eq!(body["error"]["message"], "maxResults must be between 1 and 500");
+        assert_eq!(
+            body["error"]["message"],
+            "maxResults must be between 1 and 500"
+        );
     }
 
     #[test]
@@ -182,8 +239,16 @@ mod tests {
     #[test]
     fn connection_not_found_status_depends_on_route() {
         let provider = crate::Provider::Google;
-        let execute = ApiError::ConnectionNotFound { provider, owner: "user", on_delete: false };
-        let delete = ApiError::ConnectionNotFound { provider, owner: "user", on_delete: true };
+        let execute = ApiError::ConnectionNotFound {
+            provider,
+            owner: "user",
+            on_delete: false,
+        };
+        let delete = ApiError::ConnectionNotFound {
+            provider,
+            owner: "user",
+            on_delete: true,
+        };
         assert_eq!(execute.parts().0, StatusCode::FORBIDDEN);
         assert_eq!(execute.parts().1, "connection_error");
         assert_eq!(delete.parts().0, StatusCode::NOT_FOUND);

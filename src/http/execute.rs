@@ -54,9 +54,16 @@ async fn slack_message(
     let user_id = take_execute_user_id(&mut body, header)?;
     let input: slack::MessageInput = parse_body(body)?;
     input.validate()?;
-    let connection =
-        Connection::resolve(&state, &tenant.tenant_id, Provider::Slack, user_id.as_deref()).await?;
-    Ok(Json(slack::post_message(&state, &connection, &input).await?))
+    let connection = Connection::resolve(
+        &state,
+        &tenant.tenant_id,
+        Provider::Slack,
+        user_id.as_deref(),
+    )
+    .await?;
+    Ok(Json(
+        slack::post_message(&state, &connection, &input).await?,
+    ))
 }
 
 async fn slack_search(

@@ -45,7 +45,10 @@ impl FromRequestParts<AppState> for Tenant {
             .await?
             .ok_or(ApiError::InvalidApiKey)?;
         tracing::Span::current().record("tenant_id", record.tenant_id.as_str());
-        Ok(Tenant { tenant_id: record.tenant_id, key_id: record.id })
+        Ok(Tenant {
+            tenant_id: record.tenant_id,
+            key_id: record.id,
+        })
     }
 }
 
@@ -62,7 +65,10 @@ impl<S: Send + Sync> FromRequestParts<S> for HeaderUserId {
             return Ok(HeaderUserId(None));
         };
         if values.next().is_some() {
-            return Err(ApiError::invalid("X-User-Id", "X-User-Id must be sent once"));
+            return Err(ApiError::invalid(
+                "X-User-Id",
+                "X-User-Id must be sent once",
+            ));
         }
         let text = std::str::from_utf8(value.as_bytes())
             .map_err(|_| ApiError::invalid("X-User-Id", "X-User-Id must be valid UTF-8"))?;
@@ -74,7 +80,10 @@ impl<S: Send + Sync> FromRequestParts<S> for HeaderUserId {
 /// Checks a user id: 1 to 256 characters, none of them a control character.
 pub fn validate_user_id(user_id: &str, param: &str) -> Result<(), ApiError> {
     if user_id.is_empty() {
-        return Err(ApiError::invalid(param, format!("{param} must not be empty")));
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} must not be empty"),
+        ));
     }
     if user_id.chars().count() > USER_ID_MAX_CHARS {
         return Err(ApiError::invalid(
@@ -83,7 +92,10 @@ pub fn validate_user_id(user_id: &str, param: &str) -> Result<(), ApiError> {
         ));
     }
     if user_id.chars().any(char::is_control) {
-        return Err(ApiError::invalid(param, format!("{param} must not contain control characters")));
+        return Err(ApiError::invalid(
+            param,
+            format!("{param} must not contain control characters"),
+        ));
     }
     Ok(())
 }
@@ -99,7 +111,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ProviderPath {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::UnknownProvider("(undecodable)".to_owned()))?;
-        id.parse().map(ProviderPath).map_err(|_| ApiError::UnknownProvider(truncate(&id, 64)))
+        id.parse()
+            .map(ProviderPath)
+            .map_err(|_| ApiError::UnknownProvider(truncate(&id, 64)))
     }
 }
 
@@ -124,17 +138,20 @@ impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for JsonObject<LIMIT> {
                 "send the body as JSON with Content-Type: application/json".to_owned(),
             ));
         }
-        let bytes: Bytes = axum::body::to_bytes(request.into_body(), LIMIT).await.map_err(|error| {
-            if is_length_limit_error(&error) {
-                ApiError::PayloadTooLarge(LIMIT)
-            } else {
-                ApiError::invalid("body", "the request body could not be read")
-            }
-        })?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|error| ApiError::InvalidRequest {
-            message: format!("the body is not valid JSON: {error}"),
-            param: None,
-        })?;
+        let bytes: Bytes = axum::body::to_bytes(request.into_body(), LIMIT)
+            .await
+            .map_err(|error| {
+                if is_length_limit_error(&error) {
+                    ApiError::PayloadTooLarge(LIMIT)
+                } else {
+                    ApiError::invalid("body", "the request body could not be read")
+                }
+            })?;
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|error| ApiError::InvalidRequest {
+                message: format!("the body is not valid JSON: {error}"),
+                param: None,
+            })?;
         match value {
             Value::Object(map) => Ok(JsonObject(map)),
             _ => Err(ApiError::InvalidRequest {
@@ -157,10 +174,20 @@ fn is_length_limit_error(error: &axum::Error) -> bool {
 }
 
 fn has_json_content_type(request: &Request) -> bool {
-    let Some(value) = request.headers().get(CONTENT_TYPE) else { return false };
-    let Ok(text) = value.to_str() else { return false };
-    let essence = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let Some(value) = request.headers().get(CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(text) = value.to_str() else {
+        return false;
+    };
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Removes `userId` from an execute body and applies the routing rule: the body's
@@ -193,7 +220,10 @@ pub fn parse_body<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, Ap
         }
         let message = strip_serde_position(&inner);
         if path == "." {
-            ApiError::InvalidRequest { message, param: None }
+            ApiError::InvalidRequest {
+                message,
+                param: None,
+            }
         } else {
             ApiError::invalid(path.clone(), format!("{path}: {message}"))
         }
@@ -281,7 +311,14 @@ mod tests {
     #[test]
     fn invalid_body_user_ids_rejected() {
         let long = "u".repeat(257);
-        for bad in [json!(null), json!(42), json!(""), json!(long), json!("a\u{7}b"), json!(["a"])] {
+        for bad in [
+            json!(null),
+            json!(42),
+            json!(""),
+            json!(long),
+            json!("a\u{7}b"),
+            json!(["a"]),
+        ] {
             let mut body = object(json!({ "userId": bad }));
             let error = take_execute_user_id(&mut body, HeaderUserId(None)).unwrap_err();
             assert_eq!(param(error).as_deref(), Some("userId"), "accepted {bad}");

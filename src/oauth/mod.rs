@@ -101,7 +101,10 @@ pub enum OAuthError {
     InvalidGrant(String),
     /// The provider refused the request for another reason, such as a bad client.
     #[error("the provider rejected the request: {code}")]
-    Rejected { code: String, description: Option<String> },
+    Rejected {
+        code: String,
+        description: Option<String>,
+    },
     #[error("the provider rate-limited the token request")]
     RateLimited { retry_after: u64 },
     #[error("the provider's token endpoint failed: {0}")]
@@ -135,7 +138,9 @@ pub(crate) fn without_url(error: &reqwest::Error) -> String {
 }
 
 fn expiry(expires_in: Option<i64>) -> Option<DateTime<Utc>> {
-    expires_in.filter(|s| *s > 0).map(|seconds| Utc::now() + chrono::Duration::seconds(seconds))
+    expires_in
+        .filter(|s| *s > 0)
+        .map(|seconds| Utc::now() + chrono::Duration::seconds(seconds))
 }
 
 #[derive(Deserialize)]
@@ -205,7 +210,9 @@ fn google_failure(
     retry_after: Option<u64>,
 ) -> OAuthError {
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        return OAuthError::RateLimited { retry_after: retry_after.unwrap_or(5) };
+        return OAuthError::RateLimited {
+            retry_after: retry_after.unwrap_or(5),
+        };
     }
     if status.is_server_error() {
         return OAuthError::Unavailable(format!("token endpoint answered {status}"));
@@ -214,9 +221,10 @@ fn google_failure(
         Ok(answer) if answer.error == "invalid_grant" => {
             OAuthError::InvalidGrant(answer.error_description.unwrap_or(answer.error))
         }
-        Ok(answer) => {
-            OAuthError::Rejected { code: answer.error, description: answer.error_description }
-        }
+        Ok(answer) => OAuthError::Rejected {
+            code: answer.error,
+            description: answer.error_description,
+        },
         Err(_) => OAuthError::Unavailable(format!("token endpoint answered {status}")),
     }
 }
@@ -272,10 +280,16 @@ async fn google_grant(
     answer: GoogleTokenAnswer,
 ) -> Result<Grant, OAuthError> {
     let claims = answer.id_token.as_deref().and_then(id_token_claims);
-    let mut account_name =
-        claims.as_ref().and_then(|c| c.get("email")).and_then(|v| v.as_str()).map(str::to_owned);
-    let account_avatar =
-        claims.as_ref().and_then(|c| c.get("picture")).and_then(|v| v.as_str()).map(str::to_owned);
+    let mut account_name = claims
+        .as_ref()
+        .and_then(|c| c.get("email"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let account_avatar = claims
+        .as_ref()
+        .and_then(|c| c.get("picture"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
     let access_token = SecretString::from(answer.access_token);
     if account_name.is_none() {
         account_name = gmail_profile_email(http, settings, &access_token).await;
@@ -310,7 +324,12 @@ async fn gmail_profile_email(
     token: &SecretString,
 ) -> Option<String> {
     let url = format!("{}/gmail/v1/users/me/profile", settings.api_url);
-    let response = http.get(url).bearer_auth(token.expose_secret()).send().await.ok()?;
+    let response = http
+        .get(url)
+        .bearer_auth(token.expose_secret())
+        .send()
+        .await
+        .ok()?;
     let body: serde_json::Value = response.error_for_status().ok()?.json().await.ok()?;
     body.get("emailAddress")?.as_str().map(str::to_owned)
 }
@@ -322,10 +341,14 @@ fn slack_answer(
     retry_after: Option<u64>,
 ) -> Result<SlackTokenAnswer, OAuthError> {
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        return Err(OAuthError::RateLimited { retry_after: retry_after.unwrap_or(30) });
+        return Err(OAuthError::RateLimited {
+            retry_after: retry_after.unwrap_or(30),
+        });
     }
     if !status.is_success() {
-        return Err(OAuthError::Unavailable(format!("oauth.v2.access answered {status}")));
+        return Err(OAuthError::Unavailable(format!(
+            "oauth.v2.access answered {status}"
+        )));
     }
     let answer: SlackTokenAnswer = serde_json::from_value(body)
         .map_err(|_| OAuthError::Unavailable("unreadable oauth.v2.access answer".to_owned()))?;
@@ -334,15 +357,24 @@ fn slack_answer(
     }
     let code = answer.error.unwrap_or_else(|| "unknown_error".to_owned());
     Err(match code.as_str() {
-        "invalid_code" | "code_already_used" | "invalid_refresh_token" | "invalid_grant_type"
-        | "token_revoked" | "token_expired" | "invalid_auth" | "account_inactive" => {
-            OAuthError::InvalidGrant(code)
-        }
-        "ratelimited" => OAuthError::RateLimited { retry_after: retry_after.unwrap_or(30) },
+        "invalid_code"
+        | "code_already_used"
+        | "invalid_refresh_token"
+        | "invalid_grant_type"
+        | "token_revoked"
+        | "token_expired"
+        | "invalid_auth"
+        | "account_inactive" => OAuthError::InvalidGrant(code),
+        "ratelimited" => OAuthError::RateLimited {
+            retry_after: retry_after.unwrap_or(30),
+        },
         "internal_error" | "service_unavailable" | "fatal_error" | "request_timeout" => {
             OAuthError::Unavailable(code)
         }
-        _ => OAuthError::Rejected { code, description: None },
+        _ => OAuthError::Rejected {
+            code,
+            description: None,
+        },
     })
 }
 
@@ -467,7 +499,10 @@ mod tests {
 
     #[test]
     fn scopes_are_space_separated() {
-        assert_eq!(normalize_scopes("chat:write,channels:read"), "chat:write channels:read");
+        assert_eq!(
+            normalize_scopes("chat:write,channels:read"),
+            "chat:write channels:read"
+        );
         assert_eq!(normalize_scopes(" a  b "), "a b");
     }
 

@@ -47,12 +47,16 @@ impl Refresher {
         F: Future<Output = Result<(), RefreshFailure>> + Send + 'static,
     {
         let flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(|poison| poison.into_inner());
+            let mut flights = self
+                .flights
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
             match flights.get(key) {
                 Some((_, flight)) => flight.clone(),
                 None => {
-                    let generation =
-                        self.next_generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let generation = self
+                        .next_generation
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let flight = self.start(key.to_owned(), generation, refresh());
                     flights.insert(key.to_owned(), (generation, flight.clone()));
                     flight
@@ -76,13 +80,17 @@ impl Refresher {
                 }
             };
             let mut flights = flights.lock().unwrap_or_else(|poison| poison.into_inner());
-            if flights.get(&key).is_some_and(|(current, _)| *current == generation) {
+            if flights
+                .get(&key)
+                .is_some_and(|(current, _)| *current == generation)
+            {
                 flights.remove(&key);
             }
             outcome
         });
         async move {
-            task.await.unwrap_or_else(|error| Err(RefreshFailure::Internal(error.to_string())))
+            task.await
+                .unwrap_or_else(|error| Err(RefreshFailure::Internal(error.to_string())))
         }
         .boxed()
         .shared()
@@ -133,7 +141,8 @@ mod tests {
     async fn stuck_refresh_times_out_for_all_waiters() {
         let refresher = Refresher::default();
         let hang = || std::future::pending::<Result<(), RefreshFailure>>();
-        let (first, second) = tokio::join!(refresher.run("conn", hang), refresher.run("conn", hang));
+        let (first, second) =
+            tokio::join!(refresher.run("conn", hang), refresher.run("conn", hang));
         assert!(matches!(first, Err(RefreshFailure::TimedOut)));
         assert!(matches!(second, Err(RefreshFailure::TimedOut)));
         assert!(refresher.run("conn", || async { Ok(()) }).await.is_ok());

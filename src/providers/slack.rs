@@ -8,7 +8,12 @@ use serde_json::Value;
 use super::{ProviderError, retry_after_seconds};
 
 /// Error codes that mean the grant itself is gone.
-const REVOKED_CODES: [&str; 4] = ["token_revoked", "invalid_auth", "account_inactive", "not_authed"];
+const REVOKED_CODES: [&str; 4] = [
+    "token_revoked",
+    "invalid_auth",
+    "account_inactive",
+    "not_authed",
+];
 
 pub struct SlackClient<'a> {
     pub http: &'a reqwest::Client,
@@ -44,7 +49,10 @@ impl SlackClient<'_> {
             .http
             .post(format!("{}/{method}", self.api_url))
             .bearer_auth(token.expose_secret())
-            .header(reqwest::header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
             .body(serde_json::to_vec(body).map_err(|e| ProviderError::Unavailable(e.to_string()))?)
             .send()
             .await
@@ -55,7 +63,9 @@ impl SlackClient<'_> {
             return Err(ProviderError::RateLimited { retry_after });
         }
         if status.is_server_error() {
-            return Err(ProviderError::Unavailable(format!("{method} answered {status}")));
+            return Err(ProviderError::Unavailable(format!(
+                "{method} answered {status}"
+            )));
         }
         let answer: Value = response.json().await.map_err(|_| {
             ProviderError::Unavailable(format!("{method} answered {status} without JSON"))
@@ -87,7 +97,11 @@ impl SlackClient<'_> {
 
 /// Maps an `ok: false` answer to the gateway's provider errors.
 fn slack_failure(method: &str, answer: &Value) -> ProviderError {
-    let code = answer.get("error").and_then(Value::as_str).unwrap_or("unknown_error").to_owned();
+    let code = answer
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown_error")
+        .to_owned();
     match code.as_str() {
         c if REVOKED_CODES.contains(&c) => ProviderError::Revoked(code),
         "token_expired" => ProviderError::Unauthorized,
@@ -99,7 +113,10 @@ fn slack_failure(method: &str, answer: &Value) -> ProviderError {
         "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => {
             ProviderError::Unavailable(format!("{method} failed with {code}"))
         }
-        _ => ProviderError::Rejected { message: format!("Slack {method} failed: {code}"), code },
+        _ => ProviderError::Rejected {
+            message: format!("Slack {method} failed: {code}"),
+            code,
+        },
     }
 }
 
@@ -118,8 +135,10 @@ mod tests {
 
     #[test]
     fn content_errors_are_rejections() {
-        let error =
-            slack_failure("chat.postMessage", &json!({"ok": false, "error": "not_in_channel"}));
+        let error = slack_failure(
+            "chat.postMessage",
+            &json!({"ok": false, "error": "not_in_channel"}),
+        );
         match error {
             ProviderError::Rejected { code, .. } => assert_eq!(code, "not_in_channel"),
             other => panic!("unexpected {other:?}"),
@@ -128,7 +147,10 @@ mod tests {
 
     #[test]
     fn ratelimited_is_not_revocation() {
-        let error = slack_failure("chat.postMessage", &json!({"ok": false, "error": "ratelimited"}));
+        let error = slack_failure(
+            "chat.postMessage",
+            &json!({"ok": false, "error": "ratelimited"}),
+        );
         assert!(matches!(error, ProviderError::RateLimited { .. }));
     }
 }

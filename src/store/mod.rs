@@ -98,7 +98,9 @@ impl ConnectionStatus {
         match text {
             "active" => Ok(ConnectionStatus::Active),
             "reauthorization_required" => Ok(ConnectionStatus::ReauthorizationRequired),
-            other => Err(StoreError::Corrupt(format!("unknown connection status {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown connection status {other:?}"
+            ))),
         }
     }
 }
@@ -218,7 +220,10 @@ pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
 
 /// A new random id with a type prefix, such as `ten_8GZk…`.
 pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", Alphanumeric.sample_string(&mut rand::rngs::OsRng, 20))
+    format!(
+        "{prefix}_{}",
+        Alphanumeric.sample_string(&mut rand::rngs::OsRng, 20)
+    )
 }
 
 /// Fixed-width RFC 3339 UTC text, so that stored times compare correctly as strings.

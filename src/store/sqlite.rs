@@ -41,7 +41,8 @@ fn opt_time(value: Option<String>) -> StoreResult<Option<DateTime<Utc>>> {
 }
 
 fn provider_of(text: &str) -> StoreResult<Provider> {
-    text.parse().map_err(|_| StoreError::Corrupt(format!("unknown provider {text:?}")))
+    text.parse()
+        .map_err(|_| StoreError::Corrupt(format!("unknown provider {text:?}")))
 }
 
 fn user_of(text: String) -> Option<String> {
@@ -113,7 +114,11 @@ impl Store for SqliteStore {
     }
 
     async fn create_tenant(&self, name: &str) -> StoreResult<Tenant> {
-        let tenant = Tenant { id: new_id("ten"), name: name.to_owned(), created_at: Utc::now() };
+        let tenant = Tenant {
+            id: new_id("ten"),
+            name: name.to_owned(),
+            created_at: Utc::now(),
+        };
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
             .bind(&tenant.id)
             .bind(&tenant.name)
@@ -177,10 +182,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_api_keys(&self, tenant_id: &str) -> StoreResult<Vec<ApiKeyRecord>> {
-        let rows = sqlx::query("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id")
-            .bind(tenant_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id")
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(api_key_from_row).collect()
     }
 
@@ -205,7 +211,9 @@ impl Store for SqliteStore {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let key = api_key_from_row(&row)?;
-        let stale = key.last_used_at.is_none_or(|used| now - used > chrono::Duration::minutes(1));
+        let stale = key
+            .last_used_at
+            .is_none_or(|used| now - used > chrono::Duration::minutes(1));
         if stale {
             sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
                 .bind(format_time(now))

@@ -121,7 +121,10 @@ impl GmailClient<'_> {
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let request = self
             .http
-            .post(format!("{}/upload/gmail/v1/users/me/messages/send", self.api_url))
+            .post(format!(
+                "{}/upload/gmail/v1/users/me/messages/send",
+                self.api_url
+            ))
             .query(&[("uploadType", "multipart")])
             .bearer_auth(self.token.expose_secret())
             .header(
@@ -136,11 +139,18 @@ impl GmailClient<'_> {
 /// Whether a Gmail message or thread id is safe to put in a path: Gmail ids are
 /// short hexadecimal strings; this accepts URL-safe letters, digits, `-` and `_`.
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 async fn send<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, ProviderError> {
-    let response = request.send().await.map_err(ProviderError::from_transport)?;
+    let response = request
+        .send()
+        .await
+        .map_err(ProviderError::from_transport)?;
     let status = response.status();
     if status.is_success() {
         return response
@@ -171,11 +181,15 @@ fn gmail_failure(status: StatusCode, body: &Value, retry_after: Option<u64>) -> 
         .to_owned();
     match status {
         StatusCode::UNAUTHORIZED => ProviderError::Unauthorized,
-        StatusCode::TOO_MANY_REQUESTS => {
-            ProviderError::RateLimited { retry_after: retry_after.unwrap_or(1) }
-        }
-        StatusCode::FORBIDDEN if reason.contains("RateLimitExceeded") || reason == "rateLimitExceeded" => {
-            ProviderError::RateLimited { retry_after: retry_after.unwrap_or(1) }
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::RateLimited {
+            retry_after: retry_after.unwrap_or(1),
+        },
+        StatusCode::FORBIDDEN
+            if reason.contains("RateLimitExceeded") || reason == "rateLimitExceeded" =>
+        {
+            ProviderError::RateLimited {
+                retry_after: retry_after.unwrap_or(1),
+            }
         }
         StatusCode::FORBIDDEN if reason == "insufficientPermissions" => {
             ProviderError::MissingScope(message)
@@ -183,7 +197,10 @@ fn gmail_failure(status: StatusCode, body: &Value, retry_after: Option<u64>) -> 
         status if status.is_server_error() => {
             ProviderError::Unavailable(format!("Gmail answered {status}: {reason}"))
         }
-        _ => ProviderError::Rejected { code: reason, message: format!("Gmail: {message}") },
+        _ => ProviderError::Rejected {
+            code: reason,
+            message: format!("Gmail: {message}"),
+        },
     }
 }
 

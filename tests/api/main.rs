@@ -1,0 +1,9 @@
+//! End-to-end tests: a real gateway on a real socket and SQLite file, talking
+//! HTTP to the sandbox providers.
+
+mod helpers;
+
+mod auth;
+mod connections;
+mod execute_gmail;
+mod execute_slack;
