@@ -1,14 +1,90 @@
 //! RFC 2047 encoded words (`=?charset?B|Q?text?=`) in header values.
 //!
-//! mail-parser 0.11 decodes encoded words itself, but as this crate builds it (without its
-//! `full_encoding` feature) it turns Shift_JIS, ISO-2022-JP, GB2312 and Big5 words into
+//! mail-parser 0.11 decodes encoded words itself, but this crate builds it without its
+//! `full_encoding` feature. It then turns Shift_JIS, ISO-2022-JP, GB2312 and Big5 words into
 //! replacement characters, and it drops a UTF-8 character that a sender split over two
 //! adjacent words. This decoder handles both: it takes charsets from encoding_rs and joins
 //! the bytes of adjacent words of one charset before decoding them.
+//!
+//! The encoder exists because mail-builder 0.4 writes a display name as one encoded word
+//! of any length inside a quoted string, and can write subject words of 76 characters.
 
 use base64::Engine;
 
 use super::decode::decode_text;
+
+/// Maximum length of one encoded word, from RFC 2047 section 2.
+pub(crate) const MAX_ENCODED_WORD_LEN: usize = 75;
+
+/// Length of `=?utf-8?B?` plus `?=`.
+const WORD_OVERHEAD: usize = 12;
+
+/// Encodes text as UTF-8 encoded words of at most `first_max_len` characters for the first
+/// word and [`MAX_ENCODED_WORD_LEN`] for the others, split between characters, never inside
+/// one. It uses Q encoding when that is shorter than B, and restricts Q to the characters
+/// that RFC 2047 allows in a phrase, so the words suit display names too.
+pub(crate) fn encode_words(text: &str, first_max_len: usize) -> Vec<String> {
+    let use_q = q_encoded_len(text) <= text.len().div_ceil(3) * 4;
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    let mut max_len = first_max_len.clamp(WORD_OVERHEAD + 12, MAX_ENCODED_WORD_LEN);
+
+    for ch in text.chars() {
+        let mut buffer = [0u8; 4];
+        let encoded = ch.encode_utf8(&mut buffer);
+        let payload_len = if use_q {
+            q_encoded_len(&chunk) + q_encoded_len(encoded)
+        } else {
+            (chunk.len() + encoded.len()).div_ceil(3) * 4
+        };
+        if WORD_OVERHEAD + payload_len > max_len && !chunk.is_empty() {
+            words.push(encode_word(&chunk, use_q));
+            max_len = MAX_ENCODED_WORD_LEN;
+            chunk.clear();
+        }
+        chunk.push(ch);
+    }
+    if !chunk.is_empty() {
+        words.push(encode_word(&chunk, use_q));
+    }
+    words
+}
+
+fn encode_word(text: &str, use_q: bool) -> String {
+    if !use_q {
+        let payload = base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+        return format!("=?utf-8?B?{payload}?=");
+    }
+    let mut word = String::from("=?utf-8?Q?");
+    for &byte in text.as_bytes() {
+        if byte == b' ' {
+            word.push('_');
+        } else if is_q_safe(byte) {
+            word.push(char::from(byte));
+        } else {
+            word.push_str(&format!("={byte:02X}"));
+        }
+    }
+    word.push_str("?=");
+    word
+}
+
+/// Characters that Q encoding may leave as they are in a phrase (RFC 2047 section 5 (3)).
+fn is_q_safe(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'!' | b'*' | b'+' | b'-' | b'/')
+}
+
+fn q_encoded_len(text: &str) -> usize {
+    text.bytes()
+        .map(|byte| {
+            if byte == b' ' || is_q_safe(byte) {
+                1
+            } else {
+                3
+            }
+        })
+        .sum()
+}
 
 /// One encoded word: its charset label and its decoded bytes.
 struct EncodedWord<'a> {
@@ -24,7 +100,7 @@ struct DecodedRun {
 }
 
 /// Decodes every encoded word in an unstructured header value. Whitespace between two
-/// adjacent encoded words is dropped, as RFC 2047 section 6.2 says; other text is kept.
+/// adjacent encoded words is dropped (RFC 2047 section 6.2), and other text is kept.
 pub(crate) fn decode_encoded_words(value: &str) -> String {
     if !value.contains("=?") {
         return value.to_string();
@@ -49,10 +125,9 @@ pub(crate) fn decode_encoded_words(value: &str) -> String {
     output
 }
 
-/// Replaces the encoded words of a structured header value (an address list or a MIME
-/// parameter list) with quoted strings of their decoded text, so that a parser that does not
-/// decode them, or decodes them wrongly, reads the right text. Inside a quoted string or a
-/// comment the decoded text is escaped in place.
+/// Replaces the encoded words of a structured header value, such as an address list, with
+/// quoted strings of their decoded text. A parser that would decode them wrongly then reads
+/// the right text. Inside a quoted string or a comment the decoded text is escaped in place.
 pub(crate) fn quote_encoded_words(value: &str) -> String {
     if !value.contains("=?") {
         return value.to_string();
@@ -264,6 +339,43 @@ mod tests {
             "=?utf-8?B?***?=",
         ] {
             assert_eq!(decode_encoded_words(input), input);
+        }
+    }
+
+    #[test]
+    fn encode_words_round_trip() {
+        let cases = [
+            "Status — 東京オフィスの四半期報告書について",
+            "Party 🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉🎉 done",
+            "Grüße aus Köln, 50% = \"half\"? _under_score_",
+            "x",
+        ];
+        for text in cases {
+            let words = encode_words(text, 60);
+            assert!(words[0].len() <= 60, "first word {}", words[0]);
+            for word in &words {
+                assert!(word.len() <= MAX_ENCODED_WORD_LEN, "word {word}");
+                assert!(word.is_ascii(), "word {word}");
+            }
+            assert_eq!(decode_encoded_words(&words.join(" ")), text);
+        }
+    }
+
+    #[test]
+    fn encode_words_picks_shorter_encoding() {
+        assert!(encode_words("Meeting about the Café", 75)[0].starts_with("=?utf-8?Q?"));
+        assert!(encode_words("東京", 75)[0].starts_with("=?utf-8?B?"));
+    }
+
+    #[test]
+    fn encode_words_splits_between_characters() {
+        let text = "€".repeat(60);
+        for word in encode_words(&text, 75) {
+            let decoded = decode_encoded_words(&word);
+            assert!(
+                decoded.chars().all(|ch| ch == '€'),
+                "word {word} decoded {decoded:?}"
+            );
         }
     }
 

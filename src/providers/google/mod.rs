@@ -10,3 +10,6 @@ pub mod wire;
 
 mod encoded_word;
 mod mime_params;
+
+#[cfg(test)]
+mod fixture_tests;
