@@ -6,4 +6,6 @@ mod helpers;
 mod auth;
 mod connections;
 mod execute_gmail;
+mod errors;
 mod execute_slack;
+mod routing;
