@@ -236,24 +236,38 @@ pub(crate) fn parse_addresses(value: &str) -> Vec<EmailAddress> {
         Address::List(list) => list.iter().collect(),
         Address::Group(groups) => groups.iter().flat_map(|group| &group.addresses).collect(),
     };
-    mailboxes
-        .into_iter()
-        .filter_map(|mailbox| {
-            let email = mailbox.address()?.trim();
-            if !looks_like_email(email) {
-                return None;
+    // A display name with a comma that lost its quotes when a header was decoded, as in
+    // `Doe, Jane <jane@example.com>`, parses as a name-only entry and a mailbox. The
+    // name-only entries are joined back onto the next mailbox that has a name.
+    let mut addresses = Vec::new();
+    let mut orphan_names: Vec<&str> = Vec::new();
+    for mailbox in mailboxes {
+        let name = mailbox
+            .name()
+            .map(str::trim)
+            .filter(|name| !name.is_empty());
+        let email = mailbox
+            .address()
+            .map(str::trim)
+            .filter(|email| looks_like_email(email));
+        let Some(email) = email else {
+            match name {
+                Some(name) if mailbox.address().is_none() => orphan_names.push(name),
+                _ => orphan_names.clear(),
             }
-            let name = mailbox
-                .name()
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .map(str::to_string);
-            Some(EmailAddress {
-                email: email.to_string(),
-                name,
-            })
-        })
-        .collect()
+            continue;
+        };
+        let name = name.map(|name| {
+            orphan_names.push(name);
+            orphan_names.join(", ")
+        });
+        orphan_names.clear();
+        addresses.push(EmailAddress {
+            email: email.to_string(),
+            name,
+        });
+    }
+    addresses
 }
 
 /// Accepts `local@domain` with both sides non-empty and no whitespace or angle brackets.

@@ -359,7 +359,7 @@ type Mailboxes<'a> = Vec<(&'a str, Option<&'a str>)>;
 
 #[test]
 fn address_lists_tolerate_groups_and_garbage() {
-    let cases: [(&str, Mailboxes); 6] = [
+    let cases: [(&str, Mailboxes); 9] = [
         ("undisclosed-recipients:;", vec![]),
         (
             "Team: a@example.com, \"B\" <b@example.com>;, c@example.org",
@@ -376,6 +376,18 @@ fn address_lists_tolerate_groups_and_garbage() {
             "x@example.com (Comment Name)",
             vec![("x@example.com", Some("Comment Name"))],
         ),
+        (
+            "Doe, Jane <jane@example.com>",
+            vec![("jane@example.com", Some("Doe, Jane"))],
+        ),
+        (
+            "Doe, Jane <j@example.com>, Roe, R. <r@example.com>",
+            vec![
+                ("j@example.com", Some("Doe, Jane")),
+                ("r@example.com", Some("Roe, R.")),
+            ],
+        ),
+        ("Doe, jane@example.com", vec![("jane@example.com", None)]),
     ];
     for (input, expected) in cases {
         let parsed = parse_addresses(input);
