@@ -203,6 +203,20 @@ fn attachment_only_and_empty_bodies() {
 }
 
 #[test]
+fn empty_text_part_is_skipped() {
+    let mut empty = leaf("text/plain", "text/plain", b"");
+    if let Some(body) = empty.body.as_mut() {
+        body.data = Some(String::new());
+    }
+    let payload = multipart(
+        "multipart/mixed",
+        vec![empty, leaf("text/plain", "text/plain", b"second")],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text.as_deref(), Some("second"));
+}
+
+#[test]
 fn empty_message_decodes() {
     let decoded = decode_message(&GmailMessage::default());
     assert_eq!(decoded.id, "");
