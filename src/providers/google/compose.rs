@@ -396,9 +396,11 @@ fn sanitize_header_text(text: &str) -> String {
 }
 
 /// Writes an unstructured field such as `Subject`: plain folded words when the text is
-/// printable ASCII that fits, else RFC 2047 encoded words.
+/// printable ASCII that fits, else RFC 2047 encoded words. Leading and trailing whitespace
+/// is dropped because parsers strip it from plain header values anyway.
 fn unstructured_field(name: &str, value: &str) -> String {
-    let text = sanitize_header_text(value);
+    let sanitized = sanitize_header_text(value);
+    let text = sanitized.trim();
     let mut field = FoldedField::new(name);
     let plain_fits = text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
         && !text.contains("=?")
@@ -409,7 +411,7 @@ fn unstructured_field(name: &str, value: &str) -> String {
             field.push_token(word);
         }
     } else {
-        push_encoded_words(&mut field, &text);
+        push_encoded_words(&mut field, text);
     }
     field.finish()
 }

@@ -236,24 +236,38 @@ pub(crate) fn parse_addresses(value: &str) -> Vec<EmailAddress> {
         Address::List(list) => list.iter().collect(),
         Address::Group(groups) => groups.iter().flat_map(|group| &group.addresses).collect(),
     };
-    mailboxes
-        .into_iter()
-        .filter_map(|mailbox| {
-            let email = mailbox.address()?.trim();
-            if !looks_like_email(email) {
-                return None;
+    // A display name with a comma that lost its quotes when a header was decoded, as in
+    // `Doe, Jane <jane@example.com>`, parses as a name-only entry and a mailbox. The
+    // name-only entries are joined back onto the next mailbox that has a name.
+    let mut addresses = Vec::new();
+    let mut orphan_names: Vec<&str> = Vec::new();
+    for mailbox in mailboxes {
+        let name = mailbox
+            .name()
+            .map(str::trim)
+            .filter(|name| !name.is_empty());
+        let email = mailbox
+            .address()
+            .map(str::trim)
+            .filter(|email| looks_like_email(email));
+        let Some(email) = email else {
+            match name {
+                Some(name) if mailbox.address().is_none() => orphan_names.push(name),
+                _ => orphan_names.clear(),
             }
-            let name = mailbox
-                .name()
-                .map(str::trim)
-                .filter(|name| !name.is_empty())
-                .map(str::to_string);
-            Some(EmailAddress {
-                email: email.to_string(),
-                name,
-            })
-        })
-        .collect()
+            continue;
+        };
+        let name = name.map(|name| {
+            orphan_names.push(name);
+            orphan_names.join(", ")
+        });
+        orphan_names.clear();
+        addresses.push(EmailAddress {
+            email: email.to_string(),
+            name,
+        });
+    }
+    addresses
 }
 
 /// Accepts `local@domain` with both sides non-empty and no whitespace or angle brackets.
@@ -281,10 +295,13 @@ fn message_date(headers: &[MessagePartHeader], internal_date: Option<&str>) -> O
 }
 
 /// Parses an RFC 5322 date, including obsolete zone names, two-digit years and trailing
-/// comments. chrono reads most dates; mail-parser reads two-digit years and comments.
+/// comments, or an RFC 3339 date as some automated senders write. chrono reads most dates,
+/// and mail-parser reads two-digit years and comments.
 fn parse_date(value: &str) -> Option<DateTime<Utc>> {
     let value = unfold(value);
-    if let Ok(date) = DateTime::parse_from_rfc2822(&value) {
+    let chrono_date =
+        DateTime::parse_from_rfc2822(&value).or_else(|_| DateTime::parse_from_rfc3339(&value));
+    if let Ok(date) = chrono_date {
         return Some(date.with_timezone(&Utc));
     }
     let prepared = format!("{value}\n");
@@ -419,13 +436,13 @@ fn decode_filename(name: &str) -> String {
 // fetched here, so bodyText or bodyHtml stays null for it.
 fn part_text(part: &MessagePart) -> Option<String> {
     let data = part.body.as_ref()?.data.as_deref()?;
-    let bytes = decode_base64url(data).ok()?;
+    let bytes = decode_base64url(data)
+        .ok()
+        .filter(|bytes| !bytes.is_empty())?;
     let charset = find_header(&part.headers, "Content-Type")
         .and_then(|value| mime_params::parameter(&unfold(value), "charset"));
-    Some(normalize_line_ends(&decode_text(
-        &bytes,
-        charset.as_deref(),
-    )))
+    let text = decode_text(&bytes, charset.as_deref());
+    Some(normalize_line_ends(&text))
 }
 
 /// Turns CRLF, lone CR and the CR CR LF that a quoted-printable `=0D` before a line break
@@ -445,9 +462,9 @@ fn normalize_line_ends(text: &str) -> String {
     normalized
 }
 
-/// Renders HTML as plain text with html2text. html2text is third-party code that has
-/// panicked on malformed input in the past, so a panic there yields `None` rather than
-/// taking the request down.
+/// Renders HTML as plain text with html2text. A panic inside html2text, which is
+/// third-party code fed with untrusted HTML, yields `None` rather than taking the request
+/// down.
 fn html_to_text(html: &str) -> Option<String> {
     let rendered =
         std::panic::catch_unwind(|| html2text::from_read(html.as_bytes(), HTML_TEXT_WIDTH).ok())

@@ -203,6 +203,20 @@ fn attachment_only_and_empty_bodies() {
 }
 
 #[test]
+fn empty_text_part_is_skipped() {
+    let mut empty = leaf("text/plain", "text/plain", b"");
+    if let Some(body) = empty.body.as_mut() {
+        body.data = Some(String::new());
+    }
+    let payload = multipart(
+        "multipart/mixed",
+        vec![empty, leaf("text/plain", "text/plain", b"second")],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text.as_deref(), Some("second"));
+}
+
+#[test]
 fn empty_message_decodes() {
     let decoded = decode_message(&GmailMessage::default());
     assert_eq!(decoded.id, "");
@@ -359,7 +373,7 @@ type Mailboxes<'a> = Vec<(&'a str, Option<&'a str>)>;
 
 #[test]
 fn address_lists_tolerate_groups_and_garbage() {
-    let cases: [(&str, Mailboxes); 6] = [
+    let cases: [(&str, Mailboxes); 9] = [
         ("undisclosed-recipients:;", vec![]),
         (
             "Team: a@example.com, \"B\" <b@example.com>;, c@example.org",
@@ -376,6 +390,18 @@ fn address_lists_tolerate_groups_and_garbage() {
             "x@example.com (Comment Name)",
             vec![("x@example.com", Some("Comment Name"))],
         ),
+        (
+            "Doe, Jane <jane@example.com>",
+            vec![("jane@example.com", Some("Doe, Jane"))],
+        ),
+        (
+            "Doe, Jane <j@example.com>, Roe, R. <r@example.com>",
+            vec![
+                ("j@example.com", Some("Doe, Jane")),
+                ("r@example.com", Some("Roe, R.")),
+            ],
+        ),
+        ("Doe, jane@example.com", vec![("jane@example.com", None)]),
     ];
     for (input, expected) in cases {
         let parsed = parse_addresses(input);

@@ -277,3 +277,47 @@ fn eml_corpus_lists_every_file() {
     let listed: Vec<String> = expected.keys().cloned().collect();
     assert_eq!(files, listed);
 }
+
+#[test]
+fn composed_message_decodes_back() {
+    use super::compose::{Mailbox, OutgoingAttachment, OutgoingMessage, build_message};
+
+    let subject = "Status — 東京オフィスの四半期報告書 🎉";
+    let message = OutgoingMessage {
+        from: Some(Mailbox {
+            name: Some("Doe, Jane".into()),
+            email: "jane@example.com".into(),
+        }),
+        to: vec![Mailbox {
+            name: Some("Jürgen Groß".into()),
+            email: "juergen@example.de".into(),
+        }],
+        subject: subject.into(),
+        text: "Grüße — see the report.\n".into(),
+        html: Some("<p>Grüße — see the <b>report</b>.</p>".into()),
+        attachments: vec![OutgoingAttachment {
+            filename: "Prüfbericht März 2026.pdf".into(),
+            mime_type: "application/pdf".into(),
+            content: b"%PDF-1.4".to_vec(),
+        }],
+        ..OutgoingMessage::default()
+    };
+    let raw = build_message(&message).expect("build failed");
+    let decoded = decode_message(&to_gmail_message("composed", &raw));
+
+    assert_eq!(decoded.subject.as_deref(), Some(subject));
+    let from = decoded.from.expect("missing from");
+    assert_eq!(from.name.as_deref(), Some("Doe, Jane"));
+    assert_eq!(decoded.to[0].name.as_deref(), Some("Jürgen Groß"));
+    assert_eq!(
+        decoded.body_text.as_deref(),
+        Some("Grüße — see the report.\n")
+    );
+    assert_eq!(
+        decoded.body_html.as_deref(),
+        Some("<p>Grüße — see the <b>report</b>.</p>")
+    );
+    assert_eq!(decoded.attachments.len(), 1);
+    assert_eq!(decoded.attachments[0].filename, "Prüfbericht März 2026.pdf");
+    assert!(decoded.date.is_some());
+}

@@ -13,3 +13,6 @@ mod mime_params;
 
 #[cfg(test)]
 mod fixture_tests;
+
+#[cfg(test)]
+mod robustness_tests;

@@ -23,7 +23,7 @@ pub struct GmailMessage {
     pub raw: Option<String>,
 }
 
-/// One MIME part of a message: the root part holds the message headers.
+/// One MIME part of a message. The root part contains the message headers.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MessagePart {
