@@ -313,6 +313,17 @@ pub async fn send(
         in_reply_to: None,
         references: None,
     };
+    // Building once up front turns bad addresses or attachments into a 400 naming
+    // the field, and rejects an oversized message before any call to Gmail.
+    let draft = build_message(&message)
+        .map_err(|error| ApiError::InvalidRequest {
+            param: error.param().map(str::to_owned),
+            message: error.to_string(),
+        })?;
+    if draft.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::invalid("attachments", too_large_message(draft.len())));
+    }
+    drop(draft);
     let api_url = &state.config.google.api_url;
     connection
         .call(state, TokenKind::Main, |token| {
