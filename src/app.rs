@@ -24,12 +24,17 @@ pub struct Gateway {
 
 impl Gateway {
     /// Opens the database, binds `config.listen` (port 0 picks a free port) and serves.
-    pub async fn start(config: Config) -> anyhow::Result<Gateway> {
+    pub async fn start(mut config: Config) -> anyhow::Result<Gateway> {
         let store = store::connect(&config.database_url).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|error| anyhow::anyhow!("could not listen on {}: {error}", config.listen))?;
         let addr = listener.local_addr()?;
+        // The default public URL follows the listen address, whose port is known
+        // only now when it was 0.
+        if config.public_url == format!("http://{}", config.listen) {
+            config.public_url = format!("http://{addr}");
+        }
         let state = AppState::new(config, store)?;
         let app = router(state.clone());
         let (stop, stopped) = oneshot::channel::<()>();

@@ -16,9 +16,18 @@ use crate::store;
 
 /// Sample messages loaded into the sandbox mailbox when no `--mailbox` is given.
 const SAMPLE_MAILBOX: [(&str, &[u8]); 3] = [
-    ("01-welcome.eml", include_bytes!("../examples/mailbox/01-welcome.eml")),
-    ("02-report.eml", include_bytes!("../examples/mailbox/02-report.eml")),
-    ("03-latin1.eml", include_bytes!("../examples/mailbox/03-latin1.eml")),
+    (
+        "01-welcome.eml",
+        include_bytes!("../examples/mailbox/01-welcome.eml"),
+    ),
+    (
+        "02-report.eml",
+        include_bytes!("../examples/mailbox/02-report.eml"),
+    ),
+    (
+        "03-latin1.eml",
+        include_bytes!("../examples/mailbox/03-latin1.eml"),
+    ),
 ];
 
 #[derive(Debug, Clone, clap::Args)]
@@ -53,18 +62,35 @@ pub fn sandbox_gateway_config(
         ("PATCHBAY_LISTEN", listen.to_string()),
         ("PATCHBAY_DATABASE_URL", database_url.to_owned()),
         ("PATCHBAY_ENCRYPTION_KEY", key.expose_secret().to_owned()),
-        ("PATCHBAY_GOOGLE_CLIENT_ID", sandbox.google_client_id.clone()),
-        ("PATCHBAY_GOOGLE_CLIENT_SECRET", sandbox.google_client_secret.clone()),
+        (
+            "PATCHBAY_GOOGLE_CLIENT_ID",
+            sandbox.google_client_id.clone(),
+        ),
+        (
+            "PATCHBAY_GOOGLE_CLIENT_SECRET",
+            sandbox.google_client_secret.clone(),
+        ),
         ("PATCHBAY_SLACK_CLIENT_ID", sandbox.slack_client_id.clone()),
-        ("PATCHBAY_SLACK_CLIENT_SECRET", sandbox.slack_client_secret.clone()),
-        ("PATCHBAY_GOOGLE_AUTHORIZE_URL", urls.google_authorize.clone()),
+        (
+            "PATCHBAY_SLACK_CLIENT_SECRET",
+            sandbox.slack_client_secret.clone(),
+        ),
+        (
+            "PATCHBAY_GOOGLE_AUTHORIZE_URL",
+            urls.google_authorize.clone(),
+        ),
         ("PATCHBAY_GOOGLE_TOKEN_URL", urls.google_token.clone()),
         ("PATCHBAY_GOOGLE_REVOKE_URL", urls.google_revoke.clone()),
         ("PATCHBAY_GOOGLE_API_URL", urls.google_api.clone()),
         ("PATCHBAY_SLACK_AUTHORIZE_URL", urls.slack_authorize.clone()),
         ("PATCHBAY_SLACK_API_URL", urls.slack_api.clone()),
     ];
-    Config::from_lookup(|name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
+    Config::from_lookup(|name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
 }
 
 /// Reads the key file, or creates it (mode 0600) with a new key.
@@ -80,8 +106,9 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<EncryptionKey> {
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file =
-        options.open(path).with_context(|| format!("could not create {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("could not create {}", path.display()))?;
     std::io::Write::write_all(&mut file, key.to_base64().expose_secret().as_bytes())?;
     Ok(key)
 }
@@ -100,9 +127,15 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         Some(_) => None,
         None => Some(sample_mailbox()?),
     };
-    let mailbox = args.mailbox.clone().or_else(|| samples.as_ref().map(|d| d.path().to_owned()));
-    let sandbox_config =
-        SandboxConfig { listen: args.sandbox_listen, mailbox, ..SandboxConfig::default() };
+    let mailbox = args
+        .mailbox
+        .clone()
+        .or_else(|| samples.as_ref().map(|d| d.path().to_owned()));
+    let sandbox_config = SandboxConfig {
+        listen: args.sandbox_listen,
+        mailbox,
+        ..SandboxConfig::default()
+    };
     let sandbox = Sandbox::start(sandbox_config.clone()).await?;
 
     let key = load_or_create_key(&args.key_file)?;
@@ -117,10 +150,18 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
 
     let store = store::connect(&args.database_url).await?;
     let tenant = store.create_tenant("Quickstart").await?;
-    let created = crate::cli::create_api_key(store.as_ref(), &tenant.id, Some("quickstart".into()))
-        .await?;
+    let created =
+        crate::cli::create_api_key(store.as_ref(), &tenant.id, Some("quickstart".into())).await?;
     let api_key = created["key"].as_str().unwrap_or_default();
-    println!("{}", instructions(&gateway.base_url(), &sandbox.base_url(), &tenant.id, api_key));
+    println!(
+        "{}",
+        instructions(
+            &gateway.base_url(),
+            &sandbox.base_url(),
+            &tenant.id,
+            api_key
+        )
+    );
 
     let stopped = gateway.run_until_signal().await;
     sandbox.shutdown().await;

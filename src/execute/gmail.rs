@@ -56,15 +56,7 @@ pub async fn read(
     connection: &Connection,
     input: &ReadInput,
 ) -> Result<MessagesOutput, ApiError> {
-    let max_results = bounded(input.max_results, 5, 500, "maxResults")?;
-    if let Some(id) = &input.message_id
-        && !is_valid_id(id)
-    {
-        return Err(ApiError::invalid(
-            "messageId",
-            "messageId is not a valid Gmail message id",
-        ));
-    }
+    let max_results = input.check_limits()?;
     let query = input
         .query
         .clone()
@@ -96,6 +88,22 @@ pub async fn read(
         })
         .await?;
     Ok(MessagesOutput { messages })
+}
+
+impl ReadInput {
+    /// Checks the fields before any connection is looked up; returns the page size.
+    pub fn check_limits(&self) -> Result<u32, ApiError> {
+        let max_results = bounded(self.max_results, 5, 500, "maxResults")?;
+        if let Some(id) = &self.message_id
+            && !is_valid_id(id)
+        {
+            return Err(ApiError::invalid(
+                "messageId",
+                "messageId is not a valid Gmail message id",
+            ));
+        }
+        Ok(max_results)
+    }
 }
 
 /// Checks an optional integer against `min..=max`, with a default.
@@ -315,13 +323,15 @@ pub async fn send(
     };
     // Building once up front turns bad addresses or attachments into a 400 naming
     // the field, and rejects an oversized message before any call to Gmail.
-    let draft = build_message(&message)
-        .map_err(|error| ApiError::InvalidRequest {
-            param: error.param().map(str::to_owned),
-            message: error.to_string(),
-        })?;
+    let draft = build_message(&message).map_err(|error| ApiError::InvalidRequest {
+        param: error.param().map(str::to_owned),
+        message: error.to_string(),
+    })?;
     if draft.len() > MAX_MESSAGE_BYTES {
-        return Err(ApiError::invalid("attachments", too_large_message(draft.len())));
+        return Err(ApiError::invalid(
+            "attachments",
+            too_large_message(draft.len()),
+        ));
     }
     drop(draft);
     let api_url = &state.config.google.api_url;

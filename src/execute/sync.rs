@@ -80,53 +80,84 @@ fn is_history_id(text: &str) -> bool {
     !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// A checked sync request.
+struct SyncPlan {
+    days: u32,
+    page_size: u32,
+    cursor: Option<Cursor>,
+    start: Option<String>,
+}
+
+impl SyncInput {
+    /// Checks every field before any connection is looked up.
+    pub fn check(&self) -> Result<(), ApiError> {
+        self.plan().map(drop)
+    }
+
+    fn plan(&self) -> Result<SyncPlan, ApiError> {
+        let input = self;
+        let days = bounded(input.sync_period_days, 90, 3650, "syncPeriodDays")?;
+        let page_size = bounded(input.max_results, 100, 500, "maxResults")?;
+        let cursor = input
+            .page_token
+            .as_deref()
+            .map(Cursor::decode)
+            .transpose()?;
+        match input.mode.as_str() {
+            "initial" | "incremental" => {}
+            _ => {
+                return Err(ApiError::invalid(
+                    "mode",
+                    "mode must be initial or incremental",
+                ));
+            }
+        }
+        if let Some(cursor) = &cursor
+            && cursor.mode != input.mode
+            && !cursor.reset
+        {
+            return Err(ApiError::invalid(
+                "pageToken",
+                "pageToken belongs to a sync of another mode",
+            ));
+        }
+        let start = match (input.mode.as_str(), &input.history_id) {
+            ("incremental", Some(id)) if is_history_id(id) => Some(id.clone()),
+            ("incremental", Some(_)) => {
+                return Err(ApiError::invalid(
+                    "historyId",
+                    "historyId must be a Gmail history id",
+                ));
+            }
+            ("incremental", None) if cursor.is_none() => {
+                return Err(ApiError::invalid(
+                    "historyId",
+                    "historyId is required for incremental sync",
+                ));
+            }
+            _ => None,
+        };
+        Ok(SyncPlan {
+            days,
+            page_size,
+            cursor,
+            start,
+        })
+    }
+}
+
 /// Runs one page of a sync.
 pub async fn sync(
     state: &AppState,
     connection: &Connection,
     input: &SyncInput,
 ) -> Result<SyncOutput, ApiError> {
-    let days = bounded(input.sync_period_days, 90, 3650, "syncPeriodDays")?;
-    let page_size = bounded(input.max_results, 100, 500, "maxResults")?;
-    let cursor = input
-        .page_token
-        .as_deref()
-        .map(Cursor::decode)
-        .transpose()?;
-    match input.mode.as_str() {
-        "initial" | "incremental" => {}
-        _ => {
-            return Err(ApiError::invalid(
-                "mode",
-                "mode must be initial or incremental",
-            ));
-        }
-    }
-    if let Some(cursor) = &cursor
-        && cursor.mode != input.mode
-        && !cursor.reset
-    {
-        return Err(ApiError::invalid(
-            "pageToken",
-            "pageToken belongs to a sync of another mode",
-        ));
-    }
-    let start = match (input.mode.as_str(), &input.history_id) {
-        ("incremental", Some(id)) if is_history_id(id) => Some(id.clone()),
-        ("incremental", Some(_)) => {
-            return Err(ApiError::invalid(
-                "historyId",
-                "historyId must be a Gmail history id",
-            ));
-        }
-        ("incremental", None) if cursor.is_none() => {
-            return Err(ApiError::invalid(
-                "historyId",
-                "historyId is required for incremental sync",
-            ));
-        }
-        _ => None,
-    };
+    let SyncPlan {
+        days,
+        page_size,
+        cursor,
+        start,
+    } = input.plan()?;
     connection.require_any_scope(TokenKind::Main, &READ_SCOPES)?;
     let api_url = &state.config.google.api_url;
     connection

@@ -30,7 +30,43 @@ struct Prepared<T> {
     connection: Connection,
 }
 
-async fn prepare<T: DeserializeOwned>(
+/// Execute inputs check their fields before any connection is looked up, so that
+/// a bad request is a 400 whether or not the connection exists.
+trait CheckInput: DeserializeOwned {
+    fn check(&self) -> Result<(), ApiError>;
+}
+
+impl CheckInput for slack::MessageInput {
+    fn check(&self) -> Result<(), ApiError> {
+        self.validate()
+    }
+}
+
+impl CheckInput for slack::SearchInput {
+    fn check(&self) -> Result<(), ApiError> {
+        self.validate().map(drop)
+    }
+}
+
+impl CheckInput for gmail::ReadInput {
+    fn check(&self) -> Result<(), ApiError> {
+        self.check_limits().map(drop)
+    }
+}
+
+impl CheckInput for gmail::SendInput {
+    fn check(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+impl CheckInput for sync::SyncInput {
+    fn check(&self) -> Result<(), ApiError> {
+        sync::SyncInput::check(self)
+    }
+}
+
+async fn prepare<T: CheckInput>(
     state: &AppState,
     tenant: &Tenant,
     provider: Provider,
@@ -39,6 +75,7 @@ async fn prepare<T: DeserializeOwned>(
 ) -> Result<Prepared<T>, ApiError> {
     let user_id = take_execute_user_id(&mut body, header)?;
     let input = parse_body::<T>(body)?;
+    input.check()?;
     let connection =
         Connection::resolve(state, &tenant.tenant_id, provider, user_id.as_deref()).await?;
     Ok(Prepared { input, connection })
@@ -50,17 +87,8 @@ async fn slack_message(
     header: HeaderUserId,
     JsonObject(body): JsonObject,
 ) -> Result<Json<slack::MessageOutput>, ApiError> {
-    let mut body = body;
-    let user_id = take_execute_user_id(&mut body, header)?;
-    let input: slack::MessageInput = parse_body(body)?;
-    input.validate()?;
-    let connection = Connection::resolve(
-        &state,
-        &tenant.tenant_id,
-        Provider::Slack,
-        user_id.as_deref(),
-    )
-    .await?;
+    let Prepared { input, connection } =
+        prepare::<slack::MessageInput>(&state, &tenant, Provider::Slack, header, body).await?;
     Ok(Json(
         slack::post_message(&state, &connection, &input).await?,
     ))

@@ -38,18 +38,30 @@ async fn bad_keys_are_rejected() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "scheme is case-insensitive");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "scheme is case-insensitive"
+    );
 }
 
 #[tokio::test]
 async fn revoked_key_fails_next_request() {
     let app = TestApp::spawn().await;
-    assert_eq!(app.get("/v1/connections", None).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/connections", None).await.status(),
+        StatusCode::OK
+    );
     let store = app.gateway.state().store.clone();
     let keys = store.list_api_keys(&app.tenant_id).await.unwrap();
     assert_eq!(keys.len(), 1);
     assert!(keys[0].last_used_at.is_some(), "last_used_at recorded");
-    assert!(store.revoke_api_key(&keys[0].id, chrono::Utc::now()).await.unwrap());
+    assert!(
+        store
+            .revoke_api_key(&keys[0].id, chrono::Utc::now())
+            .await
+            .unwrap()
+    );
     let (status, error) = error_code(app.get("/v1/connections", None).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(error["code"], "invalid_api_key");
@@ -62,6 +74,9 @@ async fn keys_are_stored_hashed() {
     let wal = std::fs::read(app.db_path.with_extension("db-wal")).unwrap_or_default();
     let needle = app.key.as_bytes();
     for file in [&bytes, &wal] {
-        assert!(!file.windows(needle.len()).any(|w| w == needle), "API key found in plain text");
+        assert!(
+            !file.windows(needle.len()).any(|w| w == needle),
+            "API key found in plain text"
+        );
     }
 }

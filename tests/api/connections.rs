@@ -12,7 +12,12 @@ async fn google_flow_stores_user_connection() {
     let page = response.text().await.unwrap();
     assert!(page.contains("connected"), "{page}");
 
-    let list: Value = app.get("/v1/connections", Some("alice")).await.json().await.unwrap();
+    let list: Value = app
+        .get("/v1/connections", Some("alice"))
+        .await
+        .json()
+        .await
+        .unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["provider"], "google");
@@ -20,12 +25,23 @@ async fn google_flow_stores_user_connection() {
     assert_eq!(list[0]["accountName"], "ada@example.com");
     assert_eq!(list[0]["status"], "active");
     let scopes = list[0]["scopes"].as_str().unwrap();
-    assert!(scopes.contains("https://www.googleapis.com/auth/gmail.send"), "{scopes}");
+    assert!(
+        scopes.contains("https://www.googleapis.com/auth/gmail.send"),
+        "{scopes}"
+    );
 
     let text = serde_json::to_string(&list).unwrap();
     assert!(!text.contains("ya29"), "token leaked into the listing");
-    assert!(app.get("/v1/connections", Some("bob")).await.json::<Value>().await.unwrap()
-        .as_array().unwrap().is_empty());
+    assert!(
+        app.get("/v1/connections", Some("bob"))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -37,8 +53,14 @@ async fn authorize_url_has_pkce_and_scopes() {
     assert_eq!(query["access_type"], "offline");
     assert_eq!(query["prompt"], "consent");
     assert_eq!(query["include_granted_scopes"], "true");
-    assert!(query["state"].len() >= 22, "state carries at least 128 bits");
-    assert_eq!(query["redirect_uri"], app.url("/v1/connections/google/callback"));
+    assert!(
+        query["state"].len() >= 22,
+        "state carries at least 128 bits"
+    );
+    assert_eq!(
+        query["redirect_uri"],
+        app.url("/v1/connections/google/callback")
+    );
     assert!(query["scope"].contains("https://www.googleapis.com/auth/gmail.modify"));
 }
 
@@ -49,7 +71,13 @@ async fn state_works_once() {
     let callback = app.consent(&consent, &[]).await;
     let first = app.client.get(&callback).send().await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
-    let replay = app.client.get(&callback).header("Accept", "application/json").send().await.unwrap();
+    let replay = app
+        .client
+        .get(&callback)
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     let (status, error) = error_code(replay).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["code"], "invalid_state");
@@ -60,7 +88,8 @@ async fn expired_state_is_rejected() {
     let app = TestApp::spawn().await;
     let consent = app.authorize_url(&app.key, "google", Some("alice")).await;
     let callback = app.consent(&consent, &[]).await;
-    app.sql("UPDATE oauth_states SET expires_at = '2000-01-01T00:00:00.000000Z'").await;
+    app.sql("UPDATE oauth_states SET expires_at = '2000-01-01T00:00:00.000000Z'")
+        .await;
     let response = app.client.get(&callback).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let page = response.text().await.unwrap();
@@ -76,7 +105,8 @@ async fn delete_removes_and_revokes() {
     let response = app.delete("/v1/connections/google", Some("alice")).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert_eq!(app.sandbox_requests("/google/revoke").await.len(), 1);
-    let (status, error) = error_code(app.delete("/v1/connections/google", Some("alice")).await).await;
+    let (status, error) =
+        error_code(app.delete("/v1/connections/google", Some("alice")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error["code"], "connection_not_found");
 }
@@ -84,7 +114,10 @@ async fn delete_removes_and_revokes() {
 #[tokio::test]
 async fn unknown_provider_is_404() {
     let app = TestApp::spawn().await;
-    for path in ["/v1/connections/github/authorize", "/v1/connections/Google/authorize"] {
+    for path in [
+        "/v1/connections/github/authorize",
+        "/v1/connections/Google/authorize",
+    ] {
         let (status, error) = error_code(app.get(path, None).await).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(error["code"], "unknown_provider", "{path}");
@@ -100,6 +133,9 @@ async fn tokens_are_encrypted_at_rest() {
     bytes.extend(std::fs::read(app.db_path.with_extension("db-wal")).unwrap_or_default());
     for marker in ["ya29.", "1//", "xoxb-", "xoxp-"] {
         let needle = marker.as_bytes();
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{marker} found in plain text");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "{marker} found in plain text"
+        );
     }
 }

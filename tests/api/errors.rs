@@ -12,11 +12,27 @@ async fn malformed_bodies_are_400() {
         ("{not json", "application/json", None),
         ("[1,2]", "application/json", None),
         (r#"{"mode": 5}"#, "application/json", Some("mode")),
-        (r#"{"mode": "initial", "maxResults": "100"}"#, "application/json", Some("maxResults")),
-        (r#"{"mode": "initial", "maxResults": 501}"#, "application/json", Some("maxResults")),
+        (
+            r#"{"mode": "initial", "maxResults": "100"}"#,
+            "application/json",
+            Some("maxResults"),
+        ),
+        (
+            r#"{"mode": "initial", "maxResults": 501}"#,
+            "application/json",
+            Some("maxResults"),
+        ),
         (r#"{"mode": "sideways"}"#, "application/json", Some("mode")),
-        (r#"{"mode": "incremental"}"#, "application/json", Some("historyId")),
-        (r#"{"mode": "initial", "bogus": 1}"#, "application/json", Some("bogus")),
+        (
+            r#"{"mode": "incremental"}"#,
+            "application/json",
+            Some("historyId"),
+        ),
+        (
+            r#"{"mode": "initial", "bogus": 1}"#,
+            "application/json",
+            Some("bogus"),
+        ),
     ];
     for (body, content_type, param) in cases {
         let response = app
@@ -61,14 +77,22 @@ async fn oversized_bodies_are_413() {
     let app = TestApp::spawn().await;
     let big = "x".repeat(1024 * 1024 + 10);
     let response = app
-        .execute("slack/message", json!({"channel": "#general", "text": big}), None)
+        .execute(
+            "slack/message",
+            json!({"channel": "#general", "text": big}),
+            None,
+        )
         .await;
     let (status, error) = error_code(response).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error["code"], "payload_too_large");
     // gmail/send accepts more than 1 MiB: the same body size reaches validation.
     let response = app
-        .execute("gmail/send", json!({"to": "bob@example.com", "subject": "s", "body": big}), None)
+        .execute(
+            "gmail/send",
+            json!({"to": "bob@example.com", "subject": "s", "body": big}),
+            None,
+        )
         .await;
     assert_ne!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }

@@ -28,8 +28,13 @@ impl TestApp {
     }
 
     pub async fn spawn_with(sandbox_config: SandboxConfig) -> TestApp {
-        let sandbox_config = SandboxConfig { listen: "127.0.0.1:0".parse().unwrap(), ..sandbox_config };
-        let sandbox = Sandbox::start(sandbox_config.clone()).await.expect("sandbox starts");
+        let sandbox_config = SandboxConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..sandbox_config
+        };
+        let sandbox = Sandbox::start(sandbox_config.clone())
+            .await
+            .expect("sandbox starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("gateway.db");
         let database_url = format!("sqlite://{}", db_path.display());
@@ -66,7 +71,9 @@ impl TestApp {
     pub async fn new_tenant(&self, name: &str) -> (String, String) {
         let store = self.gateway.state().store.clone();
         let tenant = store.create_tenant(name).await.unwrap();
-        let created = patchbay::cli::create_api_key(store.as_ref(), &tenant.id, None).await.unwrap();
+        let created = patchbay::cli::create_api_key(store.as_ref(), &tenant.id, None)
+            .await
+            .unwrap();
         (tenant.id, created["key"].as_str().unwrap().to_owned())
     }
 
@@ -97,7 +104,8 @@ impl TestApp {
 
     /// POST /v1/execute/{action} with this app's key.
     pub async fn execute(&self, action: &str, body: Value, user_header: Option<&str>) -> Response {
-        self.execute_with_key(&self.key, action, body, user_header).await
+        self.execute_with_key(&self.key, action, body, user_header)
+            .await
     }
 
     pub async fn execute_with_key(
@@ -107,8 +115,11 @@ impl TestApp {
         body: Value,
         user_header: Option<&str>,
     ) -> Response {
-        let mut request =
-            self.client.post(self.url(&format!("/v1/execute/{action}"))).bearer_auth(key).json(&body);
+        let mut request = self
+            .client
+            .post(self.url(&format!("/v1/execute/{action}")))
+            .bearer_auth(key)
+            .json(&body);
         if let Some(user) = user_header {
             request = request.header("X-User-Id", user);
         }
@@ -127,7 +138,10 @@ impl TestApp {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "authorize failed");
         let body: Value = response.json().await.unwrap();
-        body["url"].as_str().expect("url in authorize answer").to_owned()
+        body["url"]
+            .as_str()
+            .expect("url in authorize answer")
+            .to_owned()
     }
 
     /// Follows a consent URL at the sandbox (with extra sandbox knobs such as
@@ -138,7 +152,11 @@ impl TestApp {
             url.query_pairs_mut().append_pair(name, value);
         }
         let response = self.client.get(url).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::FOUND, "sandbox consent did not redirect");
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "sandbox consent did not redirect"
+        );
         response.headers()["location"].to_str().unwrap().to_owned()
     }
 
@@ -189,13 +207,18 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert!(response.status().is_success(), "sandbox control {path} failed");
+        assert!(
+            response.status().is_success(),
+            "sandbox control {path} failed"
+        );
         response.json().await.unwrap_or(Value::Null)
     }
 
     /// Adds a message to a sandbox mailbox; returns its Gmail id.
     pub async fn add_message(&self, eml: &str) -> String {
-        let answer = self.sandbox_control("gmail/messages", json!({ "eml": eml })).await;
+        let answer = self
+            .sandbox_control("gmail/messages", json!({ "eml": eml }))
+            .await;
         answer["id"].as_str().unwrap().to_owned()
     }
 

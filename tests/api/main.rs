@@ -5,7 +5,7 @@ mod helpers;
 
 mod auth;
 mod connections;
-mod execute_gmail;
 mod errors;
+mod execute_gmail;
 mod execute_slack;
 mod routing;

@@ -16,14 +16,37 @@ async fn post_as(app: &TestApp, body: Value, header: Option<&str>) -> (StatusCod
 #[tokio::test]
 async fn body_user_id_wins_over_header() {
     let app = TestApp::spawn().await;
-    app.connect_as(&app.key, "google", Some("alice"), &[("login_hint", "alice@example.com")]).await;
-    app.connect_as(&app.key, "google", Some("bob"), &[("login_hint", "bob@example.com")]).await;
-    let response = app.execute("gmail/sync", json!({"mode": "initial", "userId": "alice"}), Some("bob")).await;
+    app.connect_as(
+        &app.key,
+        "google",
+        Some("alice"),
+        &[("login_hint", "alice@example.com")],
+    )
+    .await;
+    app.connect_as(
+        &app.key,
+        "google",
+        Some("bob"),
+        &[("login_hint", "bob@example.com")],
+    )
+    .await;
+    let response = app
+        .execute(
+            "gmail/sync",
+            json!({"mode": "initial", "userId": "alice"}),
+            Some("bob"),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
     let profile_calls = app.sandbox_requests("/gmail/v1/users/me/profile").await;
     assert_eq!(profile_calls.len(), 1);
     let list: Value = app.get("/v1/connections", None).await.json().await.unwrap();
-    let alice = list.as_array().unwrap().iter().find(|c| c["userId"] == "alice").unwrap();
+    let alice = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["userId"] == "alice")
+        .unwrap();
     assert_eq!(alice["accountName"], "alice@example.com");
 }
 
@@ -31,10 +54,19 @@ async fn body_user_id_wins_over_header() {
 async fn header_only_and_neither() {
     let app = TestApp::spawn().await;
     app.connect("slack", Some("alice")).await;
-    let (status, _) = post_as(&app, json!({"channel": "#general", "text": "a"}), Some("alice")).await;
+    let (status, _) = post_as(
+        &app,
+        json!({"channel": "#general", "text": "a"}),
+        Some("alice"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = post_as(&app, json!({"channel": "#general", "text": "b"}), None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "no org-wide connection exists");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "no org-wide connection exists"
+    );
     assert_eq!(body["error"]["code"], "connection_not_found");
     app.connect("slack", None).await;
     let (status, _) = post_as(&app, json!({"channel": "#general", "text": "c"}), None).await;
@@ -53,8 +85,12 @@ async fn invalid_user_ids_are_400() {
         (json!(long), None),
         (json!("tab\there"), None),
     ] {
-        let (status, body) =
-            post_as(&app, json!({"channel": "#general", "text": "x", "userId": user}), header).await;
+        let (status, body) = post_as(
+            &app,
+            json!({"channel": "#general", "text": "x", "userId": user}),
+            header,
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{user}");
         assert_eq!(body["error"]["param"], "userId", "{user}");
     }
@@ -69,7 +105,12 @@ async fn invalid_user_ids_are_400() {
     let (status, error) = error_code(response).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error["param"], "X-User-Id");
-    assert_eq!(app.sandbox_requests("/slack/api/chat.postMessage").await.len(), 0);
+    assert_eq!(
+        app.sandbox_requests("/slack/api/chat.postMessage")
+            .await
+            .len(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -77,14 +118,24 @@ async fn other_user_cannot_read_mailbox() {
     let app = TestApp::spawn().await;
     app.connect("google", Some("alice")).await;
     app.add_message(&simple_eml("private", "alice only")).await;
-    let response = app.execute("gmail/read", json!({"userId": "bob"}), None).await;
+    let response = app
+        .execute("gmail/read", json!({"userId": "bob"}), None)
+        .await;
     let (status, error) = error_code(response).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(error["code"], "connection_not_found");
     let response = app.execute("gmail/read", json!({}), None).await;
     let (status, _) = error_code(response).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "no org-wide fallback to alice");
-    assert_eq!(app.sandbox_requests("/gmail/").await.len(), 0, "gmail never called");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "no org-wide fallback to alice"
+    );
+    assert_eq!(
+        app.sandbox_requests("/gmail/").await.len(),
+        0,
+        "gmail never called"
+    );
 }
 
 #[tokio::test]
@@ -94,7 +145,13 @@ async fn other_tenant_sees_nothing() {
     app.connect("slack", None).await;
     let (_, other_key) = app.new_tenant("Other").await;
 
-    let list = app.client.get(app.url("/v1/connections")).bearer_auth(&other_key).send().await.unwrap();
+    let list = app
+        .client
+        .get(app.url("/v1/connections"))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(list.json::<Value>().await.unwrap(), json!([]));
 
     for (action, body) in [
@@ -116,5 +173,9 @@ async fn other_tenant_sees_nothing() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let mine: Value = app.get("/v1/connections", None).await.json().await.unwrap();
-    assert_eq!(mine.as_array().unwrap().len(), 2, "own connections untouched");
+    assert_eq!(
+        mine.as_array().unwrap().len(),
+        2,
+        "own connections untouched"
+    );
 }
