@@ -728,3 +728,59 @@ async fn quota_limits_requests() {
     );
     sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn quota_limits_concurrent_requests() {
+    let config = SandboxConfig {
+        gmail_quota: true,
+        latency_ms: 300,
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(config).await.expect("sandbox");
+    let gmail = Gmail::connect(&sandbox).await;
+    // Twelve profile reads cost 12 units, well inside the per-second quota, but only ten may
+    // run at once.
+    let calls = (0..12).map(|_| gmail.get("profile", &[]));
+    let results = futures::future::join_all(calls).await;
+    let limited = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let served = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .count();
+    assert_eq!(limited, 2);
+    assert_eq!(served, 10);
+    sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn control_marks_message_read() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let gmail = Gmail::connect(&sandbox).await;
+    let id = gmail
+        .add(&eml("Unread", "Mon, 02 Jan 2023 10:00:00 +0000", "x"))
+        .await;
+    let response = client()
+        .post(format!("{}/_sandbox/gmail/messages/{id}/read", gmail.base))
+        .send()
+        .await
+        .expect("control request");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(gmail.list_ids(&[("q", "is:unread")]).await.is_empty());
+    assert_eq!(gmail.list_ids(&[("q", "is:read")]).await, vec![id]);
+
+    let response = client()
+        .post(format!(
+            "{}/_sandbox/gmail/messages/0000000000000000/read",
+            gmail.base
+        ))
+        .send()
+        .await
+        .expect("control request");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    sandbox.shutdown().await;
+}
