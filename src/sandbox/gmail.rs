@@ -32,6 +32,9 @@ const SEND: &str = "https://www.googleapis.com/auth/gmail.send";
 
 /// A Gmail method with the scopes that the discovery document (revision 20230424) lists for
 /// it and its cost in quota units.
+///
+/// NOTE: the unit costs follow Gmail's published quota table as remembered, not a copy kept
+/// in this repository; check them before relying on exact quota behaviour.
 #[derive(Debug, Clone, Copy)]
 pub struct Method {
     scopes: &'static [&'static str],
