@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::gmail;
 use super::google_error::GoogleApiError;
 use super::params;
 use super::slack;
@@ -88,13 +89,22 @@ pub async fn intercept(State(state): State<SharedState>, request: Request, next:
             return fault_response(fault, status, &path);
         }
     }
-    let is_api = ["/gmail/", "/upload/", "/slack/api/"]
-        .iter()
-        .any(|prefix| path.starts_with(prefix));
+    let is_gmail = path.starts_with("/gmail/") || path.starts_with("/upload/");
+    let _slot = if is_gmail && state.config.gmail_quota {
+        match gmail::enter_request_slot(&state, request.headers()) {
+            Ok(slot) => slot,
+            Err(error) => return error.into_response(),
+        }
+    } else {
+        None
+    };
+    let is_api = is_gmail || path.starts_with("/slack/api/");
     if is_api && state.config.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(state.config.latency_ms)).await;
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    tracing::debug!(%path, status = response.status().as_u16(), "sandbox request served");
+    response
 }
 
 /// Takes one use of the first fault whose path prefixes `path`.

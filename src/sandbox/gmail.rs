@@ -32,6 +32,9 @@ const SEND: &str = "https://www.googleapis.com/auth/gmail.send";
 
 /// A Gmail method with the scopes that the discovery document (revision 20230424) lists for
 /// it and its cost in quota units.
+///
+/// NOTE: the unit costs follow Gmail's published quota table as remembered, not a copy kept
+/// in this repository; check them before relying on exact quota behaviour.
 #[derive(Debug, Clone, Copy)]
 pub struct Method {
     scopes: &'static [&'static str],
@@ -80,7 +83,6 @@ pub struct Caller {
     /// Lowercased account email.
     pub account: String,
     pub scopes: Vec<String>,
-    _quota: Option<QuotaGuard>,
 }
 
 impl Caller {
@@ -93,13 +95,13 @@ impl Caller {
     }
 }
 
-/// Releases a concurrent-request slot when the request ends.
-struct QuotaGuard {
+/// A concurrent-request slot of one account, released when dropped.
+pub struct RequestSlot {
     state: SharedState,
     account: String,
 }
 
-impl Drop for QuotaGuard {
+impl Drop for RequestSlot {
     fn drop(&mut self) {
         let mut inner = self.state.lock();
         if let Some(usage) = inner.quota.get_mut(&self.account) {
@@ -145,24 +147,48 @@ pub fn authenticate(
     {
         return Err(GoogleApiError::insufficient_permissions());
     }
-    let quota = if state.config.gmail_quota {
-        take_quota(&mut inner, &account, method.quota_units)?;
-        Some(QuotaGuard {
-            state: state.clone(),
-            account: account.clone(),
-        })
-    } else {
-        None
-    };
+    if state.config.gmail_quota {
+        take_quota_units(&mut inner, &account, method.quota_units)?;
+    }
     Ok(Caller {
         account,
         scopes: access.scopes,
-        _quota: quota,
     })
 }
 
-/// Spends quota units and takes a concurrent-request slot, or fails with 429.
-fn take_quota(inner: &mut Inner, account: &str, units: u32) -> Result<(), GoogleApiError> {
+/// Takes one of the account's concurrent-request slots for the whole request, latency
+/// included. Returns `None` when the token is unknown, because the handler then returns 401.
+pub fn enter_request_slot(
+    state: &SharedState,
+    headers: &HeaderMap,
+) -> Result<Option<RequestSlot>, GoogleApiError> {
+    let Some(token) = params::bearer_token(headers) else {
+        return Ok(None);
+    };
+    let mut inner = state.lock();
+    let Some(account) = inner
+        .google
+        .access_tokens
+        .get(&token)
+        .map(|access| access.email.to_lowercase())
+    else {
+        return Ok(None);
+    };
+    let usage = quota_usage(&mut inner, &account);
+    if usage.in_flight >= MAX_CONCURRENT_REQUESTS {
+        return Err(GoogleApiError::rate_limited(
+            "Too many concurrent requests for user.",
+        ));
+    }
+    usage.in_flight += 1;
+    Ok(Some(RequestSlot {
+        state: state.clone(),
+        account,
+    }))
+}
+
+/// Returns the account's quota usage with the units refilled for the time since last use.
+fn quota_usage<'a>(inner: &'a mut Inner, account: &str) -> &'a mut QuotaUsage {
     let now = Instant::now();
     let usage = inner
         .quota
@@ -176,12 +202,12 @@ fn take_quota(inner: &mut Inner, account: &str, units: u32) -> Result<(), Google
     usage.units_left =
         (usage.units_left + elapsed * QUOTA_UNITS_PER_SECOND).min(QUOTA_UNITS_PER_SECOND);
     usage.refilled_at = now;
+    usage
+}
 
-    if usage.in_flight >= MAX_CONCURRENT_REQUESTS {
-        return Err(GoogleApiError::rate_limited(
-            "Too many concurrent requests for user.",
-        ));
-    }
+/// Spends the method's quota units, or fails with 429 when fewer are left.
+fn take_quota_units(inner: &mut Inner, account: &str, units: u32) -> Result<(), GoogleApiError> {
+    let usage = quota_usage(inner, account);
     let cost = f64::from(units);
     if usage.units_left < cost {
         let retry_at = chrono::Utc::now() + Duration::from_secs(1);
@@ -192,7 +218,6 @@ fn take_quota(inner: &mut Inner, account: &str, units: u32) -> Result<(), Google
         return Err(GoogleApiError::rate_limited(&message));
     }
     usage.units_left -= cost;
-    usage.in_flight += 1;
     Ok(())
 }
 
@@ -271,8 +296,7 @@ pub fn message_json(message: &StoredMessage, format: Format, metadata_headers: &
     out
 }
 
-/// A Gmail message id is hexadecimal; anything else is rejected before the lookup, as Gmail
-/// does.
+/// Rejects an id that is not hexadecimal before the lookup, as Gmail does.
 fn check_message_id(id: &str) -> Result<(), GoogleApiError> {
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(GoogleApiError::invalid_argument("Invalid id value"));
@@ -381,8 +405,9 @@ pub async fn list_messages(
     ok_json(out)
 }
 
-/// A page token for `messages.list`: the position of the last message returned, so that
-/// messages arriving between pages do not shift the next page.
+/// Encodes the position of the last message returned as a `messages.list` page token. A
+/// position, not an offset, keeps messages that arrive between pages from shifting the next
+/// page.
 fn encode_list_cursor(message: &StoredMessage) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}:{}", message.internal_date_ms, message.id))
 }

@@ -96,7 +96,7 @@ pub async fn send_upload(
     Ok(Json(sent).into_response())
 }
 
-/// The upload endpoint accepts `message/*` media only.
+/// Checks that the media type is `message/*`, the only type the upload endpoint accepts.
 fn check_media_type(content_type: &str) -> Result<(), GoogleApiError> {
     let essence = content_type
         .split(';')
@@ -348,7 +348,7 @@ fn deliver(
 
 /// Decides the thread of a message sent with `threadId`. Gmail keeps the message in that
 /// thread only when its References or In-Reply-To name a message of the thread and the
-/// subjects match; otherwise it starts a new thread (`Ok(None)`). An unknown thread is 404.
+/// subjects match. Otherwise it starts a new thread (`Ok(None)`). An unknown thread is 404.
 fn resolve_thread(
     mailbox: &super::mailbox::Mailbox,
     thread_id: &str,

@@ -13,7 +13,7 @@ const MISSING_CREDENTIALS_MESSAGE: &str = "Request is missing required authentic
     credential. Expected OAuth 2 access token, login cookie or other valid authentication \
     credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.";
 
-/// An error answered in Google's JSON shape.
+/// Error returned in Google's JSON shape.
 #[derive(Debug, Clone)]
 pub struct GoogleApiError {
     pub code: u16,
@@ -103,7 +103,7 @@ impl GoogleApiError {
         )
     }
 
-    /// A generic error for a status code, used by injected faults.
+    /// Returns a generic error for a status code, used by injected faults.
     pub fn for_status(code: u16) -> GoogleApiError {
         match code {
             400 => GoogleApiError::invalid_argument("Bad Request"),

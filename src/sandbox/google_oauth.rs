@@ -39,7 +39,7 @@ const KNOWN_SCOPES: &[&str] = &[
     USERINFO_PROFILE,
 ];
 
-/// Expands `email` and `profile` to the URLs that Google's token answers list, and rejects
+/// Expands `email` and `profile` to the URLs that Google's token responses list, and rejects
 /// unknown scopes.
 fn normalize_scopes(requested: &str) -> Result<Vec<String>, String> {
     let mut scopes: Vec<String> = Vec::new();
@@ -195,8 +195,8 @@ fn authorize_inner(
     ))
 }
 
-/// Adds the scopes of the account's live grants for this client, as `include_granted_scopes`
-/// asks.
+/// Adds the scopes of the account's live grants for this client, when
+/// `include_granted_scopes=true` is set.
 fn add_previous_scopes(
     google: &GoogleState,
     email: &str,
@@ -247,7 +247,7 @@ fn consent_error_page(error: &str, detail: &str) -> Response {
     (StatusCode::BAD_REQUEST, Html(page)).into_response()
 }
 
-/// An error answer of the token or revoke endpoint.
+/// Error response of the token or revoke endpoint.
 struct OAuthError {
     status: StatusCode,
     error: &'static str,
@@ -445,7 +445,7 @@ fn refresh(state: &SharedState, client_id: &str, form: &HashMap<String, String>)
             "Unauthorized",
         );
     }
-    // Google leaves `refresh_token` out of a refresh answer.
+    // Google leaves `refresh_token` out of a refresh response.
     let body = issue_access_token(state, google, &grant_id, None);
     token_response(body)
 }

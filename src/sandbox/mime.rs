@@ -324,7 +324,7 @@ pub fn decode_transfer(bytes: &[u8], encoding: Encoding) -> Vec<u8> {
 }
 
 /// Decodes MIME base64, skipping line breaks and any byte outside the alphabet as RFC 2045
-/// asks, and ignoring a trailing partial group.
+/// requires, and ignoring a trailing partial group.
 pub fn decode_base64_lenient(bytes: &[u8]) -> Vec<u8> {
     let mut clean: Vec<u8> = bytes
         .iter()

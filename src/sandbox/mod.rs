@@ -1,6 +1,6 @@
 //! Sandbox providers: fake Google (OAuth 2.0 and Gmail API v1) and fake Slack (OAuth v2 and
-//! Web API) in one HTTP server, with the request and response shapes of the real services,
-//! so that the gateway and its tests run without internet access.
+//! Web API) in one HTTP server. They use the request and response shapes of the real
+//! services, so the gateway and its tests run without internet access.
 //!
 //! URL layout, relative to [`Sandbox::base_url`]:
 //! - `/google/o/oauth2/v2/auth`, `/google/token`, `/google/revoke`: Google OAuth.
@@ -82,7 +82,7 @@ pub struct SandboxConfig {
     /// Lifetime in seconds of Google access tokens and of Slack rotating tokens.
     #[arg(long, default_value_t = DEFAULT_ACCESS_TOKEN_TTL)]
     pub access_token_ttl: u64,
-    /// Answer oauth.v2.access with expiring tokens and refresh tokens (Slack token rotation).
+    /// Return expiring tokens and refresh tokens from oauth.v2.access (Slack token rotation).
     #[arg(long)]
     pub slack_token_rotation: bool,
     /// Delay in milliseconds added to every Gmail and Slack API response.
@@ -94,7 +94,7 @@ pub struct SandboxConfig {
 }
 
 impl Default for SandboxConfig {
-    /// The command-line defaults, except that `listen` is `127.0.0.1:0` for tests.
+    /// Returns the command-line defaults, except that `listen` is `127.0.0.1:0` for tests.
     fn default() -> SandboxConfig {
         SandboxConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),

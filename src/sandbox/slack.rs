@@ -21,7 +21,7 @@ const MAX_TEXT_CHARS: usize = 40_000;
 /// Slack's limit on the number of blocks in one message.
 const MAX_BLOCKS: usize = 50;
 
-/// App id that every sandbox token answer carries.
+/// App id in every sandbox token response.
 pub const APP_ID: &str = "A0SANDBOX01";
 
 /// A fixed channel of every sandbox workspace.
@@ -244,7 +244,7 @@ impl IntoResponse for SlackError {
 /// Arguments of a Web API call, from the JSON body, the form body or the query string.
 pub struct Arguments {
     values: Map<String, Value>,
-    /// Set when a JSON body came without `charset=utf-8`, which Slack answers with a warning.
+    /// Set when a JSON body came without `charset=utf-8`, so Slack adds a `missing_charset` warning.
     missing_charset: bool,
     /// A `token` argument; Slack ignores it in JSON bodies.
     form_token: Option<String>,
@@ -676,7 +676,7 @@ fn search_match(state: &SharedState, message: &Message) -> Value {
     })
 }
 
-/// A permalink in Slack's form (`…/archives/C…/p<ts without dot>`) on the sandbox's own host.
+/// Builds a permalink in Slack's form (`…/archives/C…/p<ts without dot>`) on the sandbox's own host.
 pub fn permalink(state: &SharedState, message: &Message) -> String {
     format!(
         "{}/slack/archives/{}/p{}",

@@ -213,15 +213,17 @@ fn refresh(state: &SharedState, args: &Arguments) -> Result<Value, SlackError> {
         .get_mut(&refresh_token)
         .filter(|grant| !grant.used)
         .ok_or_else(|| SlackError::new("invalid_refresh_token"))?;
-    // Each refresh returns a new refresh token; the old one stops working.
+    // Each refresh returns a new refresh token, and the old one stops working.
     grant.used = true;
     let grant = grant.clone();
+
     let team = slack
         .team(&grant.team_id)
         .cloned()
         .ok_or_else(|| SlackError::new("invalid_refresh_token"))?;
     let ttl = state.config.access_token_ttl;
     let issued = issue(slack, &team, grant.kind, &grant.scopes, true, ttl);
+
     let mut body = json!({
         "ok": true,
         "app_id": APP_ID,
