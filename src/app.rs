@@ -25,7 +25,7 @@ pub struct Gateway {
 impl Gateway {
     /// Opens the database, binds `config.listen` (port 0 picks a free port) and serves.
     pub async fn start(mut config: Config) -> anyhow::Result<Gateway> {
-        let store = store::connect(&config.database_url).await?;
+        let store = store::connect(&config.database_url, config.database_pool_size).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|error| anyhow::anyhow!("could not listen on {}: {error}", config.listen))?;

@@ -118,17 +118,17 @@ async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Create { name, db } => {
             let name = name.trim();
             anyhow::ensure!(!name.is_empty(), "--name must not be empty");
-            let store = store::connect(&db.database_url).await?;
+            let store = store::connect(&db.database_url, 2).await?;
             let tenant = store.create_tenant(name).await?;
             print(&json!({"id": tenant.id, "name": tenant.name}));
         }
         TenantCommand::List { db } => {
-            let store = store::connect(&db.database_url).await?;
+            let store = store::connect(&db.database_url, 2).await?;
             print(&serde_json::to_value(store.list_tenants().await?)?);
         }
         TenantCommand::AllowRedirect { tenant, origin, db } => {
             let origin = parse_origin(&origin)?;
-            let store = store::connect(&db.database_url).await?;
+            let store = store::connect(&db.database_url, 2).await?;
             anyhow::ensure!(
                 store.get_tenant(&tenant).await?.is_some(),
                 "no tenant has id {tenant}"
@@ -163,16 +163,16 @@ pub fn parse_origin(text: &str) -> anyhow::Result<String> {
 async fn key(command: KeyCommand) -> anyhow::Result<()> {
     match command {
         KeyCommand::Create { tenant, name, db } => {
-            let store = store::connect(&db.database_url).await?;
+            let store = store::connect(&db.database_url, 2).await?;
             let created = create_api_key(store.as_ref(), &tenant, name).await?;
             print(&created);
         }
         KeyCommand::List { tenant, db } => {
-            let store = store::connect(&db.database_url).await?;
+            let store = store::connect(&db.database_url, 2).await?;
             print(&serde_json::to_value(store.list_api_keys(&tenant).await?)?);
         }
         KeyCommand::Revoke { key_id, db } => {
-            let store = store::connect(&db.database_url).await?;
+            let store = store::connect(&db.database_url, 2).await?;
             let revoked = store.revoke_api_key(&key_id, chrono::Utc::now()).await?;
             anyhow::ensure!(revoked, "no active API key has id {key_id}");
             print(&json!({"id": key_id, "revoked": true}));

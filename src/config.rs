@@ -14,6 +14,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `sqlite://…` or `postgres://…` (`PATCHBAY_DATABASE_URL`).
     pub database_url: String,
+    /// Maximum number of pooled database connections (`PATCHBAY_DATABASE_POOL_SIZE`).
+    pub database_pool_size: u32,
     /// External base URL without a trailing slash; `redirect_uri` is built from it only.
     pub public_url: String,
     /// Key that encrypts new token ciphertexts.
@@ -87,9 +89,15 @@ impl Config {
         let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
         let slack_api_url = trim_slash(&or("PATCHBAY_SLACK_API_URL", "https://slack.com/api"));
 
+        let pool_text = or("PATCHBAY_DATABASE_POOL_SIZE", "10");
+        let database_pool_size = pool_text.parse().ok().filter(|size| *size >= 1).with_context(|| {
+            format!("PATCHBAY_DATABASE_POOL_SIZE must be a whole number of at least 1, got {pool_text:?}")
+        })?;
+
         Ok(Config {
             listen,
             database_url: or("PATCHBAY_DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_pool_size,
             public_url,
             encryption_key,
             google: ProviderConfig {

@@ -12,7 +12,6 @@ use crate::app::Gateway;
 use crate::config::Config;
 use crate::crypto::EncryptionKey;
 use crate::sandbox::{Sandbox, SandboxConfig, SandboxUrls};
-use crate::store;
 
 /// Sample messages loaded into the sandbox mailbox when no `--mailbox` is given.
 const SAMPLE_MAILBOX: [(&str, &[u8]); 3] = [
@@ -148,7 +147,7 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     )?;
     let gateway = Gateway::start(config).await?;
 
-    let store = store::connect(&args.database_url).await?;
+    let store = gateway.state().store.clone();
     let tenant = store.create_tenant("Quickstart").await?;
     let created =
         crate::cli::create_api_key(store.as_ref(), &tenant.id, Some("quickstart".into())).await?;

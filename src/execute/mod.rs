@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::Utc;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::Provider;
 use crate::http::AppState;
@@ -17,7 +17,7 @@ use crate::http::error::ApiError;
 use crate::oauth::refresh::RefreshFailure;
 use crate::oauth::{self, OAuthError};
 use crate::providers::ProviderError;
-use crate::store::{ConnectionRecord, ConnectionStatus, StoredTokens};
+use crate::store::{ConnectionRecord, ConnectionStatus, StoreError, StoredTokens};
 
 /// A token that expires within this margin is refreshed before use.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
@@ -248,9 +248,13 @@ const REFRESH_BACKOFF: [Duration; 3] = [
     Duration::from_secs(3),
 ];
 
-/// The refresh itself, run once per flight: reloads the connection, skips the call
-/// when another flight already refreshed it, and stores the new tokens (keeping the
-/// old refresh token when the provider sends none).
+/// How long a refresh waits for the lease that another instance holds.
+const LEASE_WAIT: Duration = Duration::from_secs(12);
+
+/// The refresh itself, run once per flight: takes the connection's refresh lease
+/// (a row lock on PostgreSQL, so instances refresh one at a time), skips the call
+/// when another flight or instance already refreshed, and stores the new tokens
+/// before releasing the lease, so that no one can use a rotated refresh token.
 async fn refresh_task(
     state: AppState,
     connection_id: String,
@@ -258,14 +262,21 @@ async fn refresh_task(
     rejected: Option<String>,
 ) -> Result<(), RefreshFailure> {
     let internal = |e: &dyn std::fmt::Display| RefreshFailure::Internal(e.to_string());
-    let Some(record) = state
-        .store
-        .get_connection_by_id(&connection_id)
-        .await
-        .map_err(|e| internal(&e))?
-    else {
-        return Err(RefreshFailure::Revoked);
+    let lease = match state.store.lease_refresh(&connection_id, LEASE_WAIT).await {
+        Ok(Some(lease)) => lease,
+        Ok(None) => return Err(RefreshFailure::Revoked),
+        Err(StoreError::LockTimeout) => return Err(RefreshFailure::TimedOut),
+        Err(StoreError::Unavailable(error)) => {
+            return Err(RefreshFailure::Unavailable(format!(
+                "database unavailable: {error}"
+            )));
+        }
+        Err(error) => return Err(internal(&error)),
     };
+    let record = lease.record().clone();
+    if record.status == ConnectionStatus::ReauthorizationRequired {
+        return Err(RefreshFailure::Revoked);
+    }
     let current = match kind {
         TokenKind::Main => Some(&record.tokens.access_token),
         TokenKind::User => record.tokens.user_access_token.as_ref(),
@@ -283,12 +294,11 @@ async fn refresh_task(
     };
     let Some(refresh_ciphertext) = refresh_ciphertext else {
         // Without a refresh token nothing can renew the grant.
-        mark(
-            &state,
-            &connection_id,
-            ConnectionStatus::ReauthorizationRequired,
-        )
-        .await;
+        let revoked = Some(ConnectionStatus::ReauthorizationRequired);
+        lease
+            .finish(None, revoked)
+            .await
+            .map_err(|e| internal(&e))?;
         return Err(RefreshFailure::Revoked);
     };
     let refresh_token = state
@@ -309,24 +319,23 @@ async fn refresh_task(
     let mut attempt = 0;
     let fresh = loop {
         tracing::info!(connection_id = %connection_id, attempt, "refreshing access token");
-        match oauth::refresh_token(
+        let outcome = oauth::refresh_token(
             &state.http,
             record.provider,
             settings,
             client,
             &refresh_token,
         )
-        .await
-        {
+        .await;
+        match outcome {
             Ok(tokens) => break tokens,
             Err(OAuthError::InvalidGrant(reason)) => {
                 tracing::warn!(connection_id = %connection_id, reason = %reason, "refresh token rejected");
-                mark(
-                    &state,
-                    &connection_id,
-                    ConnectionStatus::ReauthorizationRequired,
-                )
-                .await;
+                let revoked = Some(ConnectionStatus::ReauthorizationRequired);
+                lease
+                    .finish(None, revoked)
+                    .await
+                    .map_err(|e| internal(&e))?;
                 return Err(RefreshFailure::Revoked);
             }
             Err(OAuthError::RateLimited { retry_after }) => {
@@ -341,47 +350,47 @@ async fn refresh_task(
         }
     };
 
-    let mut tokens = record.tokens.clone();
-    let sealed_access = state.cipher.encrypt(
-        secrecy::ExposeSecret::expose_secret(&fresh.access_token),
-        &token_context(&connection_id, kind, false),
-    );
-    let sealed_refresh = fresh.refresh_token.as_ref().map(|token| {
-        state.cipher.encrypt(
-            secrecy::ExposeSecret::expose_secret(token),
-            &token_context(&connection_id, kind, true),
-        )
-    });
-    match kind {
-        TokenKind::Main => {
-            tokens.access_token = sealed_access;
-            tokens.expires_at = fresh.expires_at;
-            if sealed_refresh.is_some() {
-                tokens.refresh_token = sealed_refresh;
-            }
-        }
-        TokenKind::User => {
-            tokens.user_access_token = Some(sealed_access);
-            tokens.user_expires_at = fresh.expires_at;
-            if sealed_refresh.is_some() {
-                tokens.user_refresh_token = sealed_refresh;
-            }
-        }
-    }
-    state
-        .store
-        .update_connection_tokens(&connection_id, &tokens, Utc::now())
+    let tokens = sealed_tokens(&state, &record, kind, &fresh);
+    lease
+        .finish(Some(tokens), None)
         .await
         .map_err(|e| internal(&e))?;
+    tracing::info!(connection_id = %connection_id, "access token refreshed");
     Ok(())
 }
 
-async fn mark(state: &AppState, connection_id: &str, status: ConnectionStatus) {
-    if let Err(error) = state
-        .store
-        .set_connection_status(connection_id, status, Utc::now())
-        .await
-    {
-        tracing::error!(connection_id, error = %error, "could not store the connection status");
+/// The connection's tokens with the refreshed ones sealed in; the old refresh
+/// token stays when the provider sent no new one.
+fn sealed_tokens(
+    state: &AppState,
+    record: &ConnectionRecord,
+    kind: TokenKind,
+    fresh: &oauth::TokenSet,
+) -> StoredTokens {
+    let seal = |token: &SecretString, refresh: bool| {
+        state.cipher.encrypt(
+            token.expose_secret(),
+            &token_context(&record.id, kind, refresh),
+        )
+    };
+    let access = seal(&fresh.access_token, false);
+    let refresh = fresh.refresh_token.as_ref().map(|token| seal(token, true));
+    let mut tokens = record.tokens.clone();
+    match kind {
+        TokenKind::Main => {
+            tokens.access_token = access;
+            tokens.expires_at = fresh.expires_at;
+            if refresh.is_some() {
+                tokens.refresh_token = refresh;
+            }
+        }
+        TokenKind::User => {
+            tokens.user_access_token = Some(access);
+            tokens.user_expires_at = fresh.expires_at;
+            if refresh.is_some() {
+                tokens.user_refresh_token = refresh;
+            }
+        }
     }
+    tokens
 }

@@ -5,14 +5,17 @@
 //! token in plain text. User ids are `Option<&str>`, where `None` is the tenant's
 //! org-wide connection.
 
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::distributions::{Alphanumeric, DistString};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::Provider;
@@ -27,6 +30,9 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// Another holder kept the row locked longer than the wait allowed.
+    #[error("timed out waiting for a lock")]
+    LockTimeout,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -135,6 +141,21 @@ pub struct ConnectionRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The exclusive right to refresh one connection's tokens. On PostgreSQL it is a
+/// row lock, shared by every gateway instance on the database; dropping the lease
+/// without [`RefreshLease::finish`] releases it and changes nothing.
+#[async_trait]
+pub trait RefreshLease: Send {
+    /// The connection as stored when the lease was taken.
+    fn record(&self) -> &ConnectionRecord;
+    /// Stores new tokens and/or a new status, then releases the lease.
+    async fn finish(
+        self: Box<Self>,
+        tokens: Option<StoredTokens>,
+        status: Option<ConnectionStatus>,
+    ) -> StoreResult<()>;
+}
+
 /// The storage interface; SQLite and PostgreSQL implement it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -204,15 +225,26 @@ pub trait Store: Send + Sync + 'static {
         status: ConnectionStatus,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// Takes the refresh lease of connection `id`, waiting at most `wait` for another
+    /// holder. `None` when the connection no longer exists.
+    async fn lease_refresh(
+        &self,
+        id: &str,
+        wait: Duration,
+    ) -> StoreResult<Option<Box<dyn RefreshLease>>>;
 }
 
-/// Opens the store named by a database URL and applies its migrations.
-pub async fn connect(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the store named by a database URL, with at most `pool_size` connections,
+/// and applies its migrations.
+pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Arc<dyn Store>> {
     if database_url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::connect(database_url).await?))
+        Ok(Arc::new(
+            SqliteStore::connect(database_url, pool_size).await?,
+        ))
     } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
-        // TODO: PostgreSQL needs its own Store implementation and migrations.
-        anyhow::bail!("PostgreSQL is not supported yet; use a sqlite:// database URL")
+        Ok(Arc::new(
+            PostgresStore::connect(database_url, pool_size).await?,
+        ))
     } else {
         anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://…")
     }

@@ -9,8 +9,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 use super::{
-    ApiKeyRecord, ConnectionRecord, ConnectionStatus, OAuthStateRecord, Store, StoreError,
-    StoreResult, StoredTokens, Tenant, format_time, new_id, parse_time, user_key,
+    ApiKeyRecord, ConnectionRecord, ConnectionStatus, OAuthStateRecord, RefreshLease, Store,
+    StoreError, StoreResult, StoredTokens, Tenant, format_time, new_id, parse_time, user_key,
 };
 use crate::Provider;
 
@@ -20,14 +20,14 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
-    pub async fn connect(database_url: &str) -> anyhow::Result<Self> {
+    pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(database_url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
@@ -410,6 +410,54 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn lease_refresh(
+        &self,
+        id: &str,
+        _wait: Duration,
+    ) -> StoreResult<Option<Box<dyn RefreshLease>>> {
+        let Some(record) = self.get_connection_by_id(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(SqliteLease {
+            pool: self.pool.clone(),
+            record,
+        })))
+    }
+}
+
+/// On SQLite, one gateway process owns the file, so the in-process single flight
+/// of the refresher is the whole lock and the lease only writes the outcome.
+struct SqliteLease {
+    pool: SqlitePool,
+    record: ConnectionRecord,
+}
+
+#[async_trait]
+impl RefreshLease for SqliteLease {
+    fn record(&self) -> &ConnectionRecord {
+        &self.record
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        tokens: Option<StoredTokens>,
+        status: Option<ConnectionStatus>,
+    ) -> StoreResult<()> {
+        let store = SqliteStore { pool: self.pool };
+        let now = Utc::now();
+        if let Some(tokens) = tokens {
+            store
+                .update_connection_tokens(&self.record.id, &tokens, now)
+                .await?;
+        }
+        if let Some(status) = status {
+            store
+                .set_connection_status(&self.record.id, status, now)
+                .await?;
+        }
         Ok(())
     }
 }

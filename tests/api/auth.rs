@@ -70,13 +70,11 @@ async fn revoked_key_fails_next_request() {
 #[tokio::test]
 async fn keys_are_stored_hashed() {
     let app = TestApp::spawn().await;
-    let bytes = std::fs::read(&app.db_path).unwrap();
-    let wal = std::fs::read(app.db_path.with_extension("db-wal")).unwrap_or_default();
+    let bytes = app.stored_bytes().await;
     let needle = app.key.as_bytes();
-    for file in [&bytes, &wal] {
-        assert!(
-            !file.windows(needle.len()).any(|w| w == needle),
-            "API key found in plain text"
-        );
-    }
+    assert!(bytes.len() > 100, "the store holds data");
+    assert!(
+        !bytes.windows(needle.len()).any(|w| w == needle),
+        "API key found in plain text"
+    );
 }

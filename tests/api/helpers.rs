@@ -37,7 +37,10 @@ impl TestApp {
             .expect("sandbox starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("gateway.db");
-        let database_url = format!("sqlite://{}", db_path.display());
+        let database_url = match std::env::var("PATCHBAY_TEST_DATABASE_URL") {
+            Ok(url) if url.starts_with("postgres") => fresh_postgres_schema(&url).await,
+            _ => format!("sqlite://{}", db_path.display()),
+        };
         let config = sandbox_gateway_config(
             "127.0.0.1:0".parse().unwrap(),
             &database_url,
@@ -222,12 +225,68 @@ impl TestApp {
         answer["id"].as_str().unwrap().to_owned()
     }
 
-    /// Runs one SQL statement on the gateway's database file.
-    pub async fn sql(&self, statement: &str) {
-        let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-        sqlx::query(statement).execute(&pool).await.unwrap();
-        pool.close().await;
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
     }
+
+    /// Runs one SQL statement on the gateway's database.
+    pub async fn sql(&self, statement: &str) {
+        if self.is_postgres() {
+            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        } else {
+            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+            sqlx::query(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+
+    /// Everything the database stores, as bytes to search for secrets: the SQLite
+    /// file and its write-ahead log, or every row of every table as JSON text.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        if !self.is_postgres() {
+            let mut bytes = std::fs::read(&self.db_path).unwrap();
+            bytes.extend(std::fs::read(self.db_path.with_extension("db-wal")).unwrap_or_default());
+            return bytes;
+        }
+        let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+        let mut bytes = Vec::new();
+        for table in [
+            "tenants",
+            "api_keys",
+            "oauth_states",
+            "connections",
+            "tenant_redirect_origins",
+        ] {
+            let rows: Vec<(String,)> =
+                sqlx::query_as(&format!("SELECT row_to_json(t)::text FROM {table} t"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            for (row,) in rows {
+                bytes.extend(row.into_bytes());
+            }
+        }
+        pool.close().await;
+        bytes
+    }
+}
+
+/// Creates a schema of its own for one test in the PostgreSQL database of the run,
+/// and returns a URL whose connections use it.
+async fn fresh_postgres_schema(run_url: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(run_url)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let separator = if run_url.contains('?') { '&' } else { '?' };
+    format!("{run_url}{separator}options=-c%20search_path%3D{schema}")
 }
 
 /// The error code of an error response.
