@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use patchbay::app::Gateway;
+use patchbay::config::Config;
 use patchbay::crypto::EncryptionKey;
 use patchbay::quickstart::sandbox_gateway_config;
 use patchbay::sandbox::{Sandbox, SandboxConfig};
@@ -12,6 +13,8 @@ use serde_json::{Value, json};
 
 pub struct TestApp {
     pub gateway: Gateway,
+    /// The gateway's configuration, for starting more instances on its database.
+    pub config: Config,
     pub sandbox: Sandbox,
     /// Client that does not follow redirects, so tests can see each hop.
     pub client: reqwest::Client,
@@ -49,13 +52,16 @@ impl TestApp {
             &sandbox.urls(),
         )
         .expect("config");
-        let gateway = Gateway::start(config).await.expect("gateway starts");
+        let gateway = Gateway::start(config.clone())
+            .await
+            .expect("gateway starts");
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         let mut app = TestApp {
             gateway,
+            config,
             sandbox,
             client,
             tenant_id: String::new(),
@@ -68,6 +74,18 @@ impl TestApp {
         app.tenant_id = tenant_id;
         app.key = key;
         app
+    }
+
+    /// Starts another gateway instance on the same database and providers.
+    pub async fn another_instance(&self) -> Gateway {
+        // Behind one load balancer every instance has the same public URL, so the
+        // redirect_uri matches whichever instance handles the callback.
+        let public_url = self.gateway.state().config.public_url.clone();
+        let config = Config {
+            public_url,
+            ..self.config.clone()
+        };
+        Gateway::start(config).await.expect("second gateway starts")
     }
 
     /// Creates another tenant with its own API key.

@@ -8,4 +8,6 @@ mod connections;
 mod errors;
 mod execute_gmail;
 mod execute_slack;
+mod instances;
+mod lifecycle;
 mod routing;
