@@ -11,3 +11,4 @@ mod execute_slack;
 mod instances;
 mod lifecycle;
 mod routing;
+mod tokens;
