@@ -45,7 +45,14 @@ impl Gateway {
                 })
                 .await
         });
-        tracing::info!(%addr, "gateway listening");
+        tracing::info!(
+            %addr,
+            public_url = %state.config.public_url,
+            database = %redact_database_url(&state.config.database_url),
+            google = state.config.google.client.is_some(),
+            slack = state.config.slack.client.is_some(),
+            "gateway listening"
+        );
         Ok(Gateway {
             addr,
             state,
@@ -91,6 +98,18 @@ impl Gateway {
     }
 }
 
+/// The database URL without its password, for logs.
+pub fn redact_database_url(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("redacted"));
+            url.into()
+        }
+        Ok(url) => url.into(),
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -110,5 +129,21 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_password_is_redacted() {
+        let redacted = redact_database_url("postgres://pb:hunter2@db.internal:5432/pb");
+        assert!(!redacted.contains("hunter2"));
+        assert!(redacted.contains("db.internal"));
+        assert_eq!(
+            redact_database_url("sqlite://patchbay.db"),
+            "sqlite://patchbay.db"
+        );
     }
 }

@@ -14,9 +14,10 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
-use tracing::Instrument;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::config::Config;
 use crate::crypto::TokenCipher;
@@ -81,22 +82,33 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let request_id = request
-                    .extensions()
-                    .get::<RequestId>()
-                    .map(|id| id.0.as_str())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id,
-                    tenant_id = tracing::field::Empty,
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
                 )
-            }),
+                .on_failure(()),
         )
         .layer(middleware::from_fn(assign_request_id))
+}
+
+/// The span of one request: method, path, request id, and the tenant once known.
+fn request_span(request: &Request) -> tracing::Span {
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|id| id.0.as_str())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        tenant_id = tracing::field::Empty,
+    )
 }
 
 /// The id of one request, echoed in `X-Request-Id`.
@@ -107,8 +119,7 @@ pub struct RequestId(pub String);
 async fn assign_request_id(mut request: Request, next: Next) -> Response {
     let id = format!("req_{}", uuid::Uuid::new_v4().simple());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::debug_span!("request_id", id = %id);
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
             .headers_mut()

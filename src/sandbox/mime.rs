@@ -302,8 +302,20 @@ fn header_name(raw: &[u8]) -> String {
 }
 
 /// Unfolds a raw header value and decodes its RFC 2047 encoded words.
+///
+/// Raw 8-bit bytes that are not UTF-8 (old mailers wrote Latin-1 straight into
+/// headers) are read as windows-1252, a superset of ISO-8859-1's printable range.
+// NOTE: real Gmail's handling of such headers is not documented; a guess from the
+// message's own charset could do better for KOI8-R or Shift_JIS headers.
 pub fn decode_header_value(raw: &[u8]) -> String {
-    let mut value = raw.to_vec();
+    let mut value = match std::str::from_utf8(raw) {
+        Ok(_) => raw.to_vec(),
+        Err(_) => encoding_rs::WINDOWS_1252
+            .decode(raw)
+            .0
+            .into_owned()
+            .into_bytes(),
+    };
     if !value.ends_with(b"\n") {
         value.extend_from_slice(b"\r\n");
     }

@@ -285,3 +285,15 @@ fn date_header_gives_milliseconds() {
 fn input_without_headers_is_rejected() {
     assert!(parse_email(b"").is_none());
 }
+
+#[test]
+fn raw_latin1_header_is_read_as_windows_1252() {
+    assert_eq!(
+        decode_header_value(b"Fran\xe7ois Martin <f@example.net>"),
+        "Fran\u{e7}ois Martin <f@example.net>"
+    );
+    assert_eq!(
+        decode_header_value("Zo\u{eb} <z@example.net>".as_bytes()),
+        "Zo\u{eb} <z@example.net>"
+    );
+}
