@@ -149,7 +149,7 @@ pub async fn fetch_full(
 /// `to`, `cc`, `bcc` and `replyTo`: one comma-separated string or an array of them.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum Recipients {
+pub enum AddressInput {
     One(String),
     Many(Vec<String>),
 }
@@ -165,16 +165,66 @@ pub struct AttachmentInput {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SendInput {
-    pub to: Recipients,
+    pub to: AddressInput,
     pub subject: Option<String>,
     pub body: Option<String>,
     pub html: Option<String>,
-    pub cc: Option<Recipients>,
-    pub bcc: Option<Recipients>,
-    pub reply_to: Option<Recipients>,
+    pub cc: Option<AddressInput>,
+    pub bcc: Option<AddressInput>,
+    pub reply_to: Option<AddressInput>,
     pub thread_id: Option<String>,
     pub in_reply_to: Option<String>,
     pub attachments: Option<Vec<AttachmentInput>>,
+}
+
+/// The parsed address fields of a send request.
+pub struct Recipients {
+    pub to: Vec<Mailbox>,
+    pub cc: Vec<Mailbox>,
+    pub bcc: Vec<Mailbox>,
+    pub reply_to: Vec<Mailbox>,
+}
+
+impl SendInput {
+    /// Checks every field but the attachment contents, before any connection is
+    /// looked up; returns the parsed addresses.
+    pub fn check_fields(&self) -> Result<Recipients, ApiError> {
+        let to = addresses(Some(&self.to), "to")?;
+        if to.is_empty() {
+            return Err(ApiError::invalid(
+                "to",
+                "to must name at least one recipient",
+            ));
+        }
+        let cc = addresses(self.cc.as_ref(), "cc")?;
+        let bcc = addresses(self.bcc.as_ref(), "bcc")?;
+        let reply_to = addresses(self.reply_to.as_ref(), "replyTo")?;
+        if self.body.is_none() && self.html.is_none() {
+            return Err(ApiError::invalid("body", "body is required"));
+        }
+        if self.subject.is_none() && self.in_reply_to.is_none() {
+            return Err(ApiError::invalid("subject", "subject is required"));
+        }
+        for (param, id) in [
+            ("threadId", &self.thread_id),
+            ("inReplyTo", &self.in_reply_to),
+        ] {
+            if let Some(id) = id
+                && !is_valid_id(id)
+            {
+                return Err(ApiError::invalid(
+                    param,
+                    format!("{param} is not a valid Gmail id"),
+                ));
+            }
+        }
+        Ok(Recipients {
+            to,
+            cc,
+            bcc,
+            reply_to,
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -185,11 +235,11 @@ pub struct SendOutput {
     pub label_ids: Vec<String>,
 }
 
-fn addresses(value: Option<&Recipients>, param: &str) -> Result<Vec<Mailbox>, ApiError> {
+fn addresses(value: Option<&AddressInput>, param: &str) -> Result<Vec<Mailbox>, ApiError> {
     let texts: Vec<&str> = match value {
         None => return Ok(Vec::new()),
-        Some(Recipients::One(text)) => vec![text.as_str()],
-        Some(Recipients::Many(items)) => items.iter().map(String::as_str).collect(),
+        Some(AddressInput::One(text)) => vec![text.as_str()],
+        Some(AddressInput::Many(items)) => items.iter().map(String::as_str).collect(),
     };
     let mut mailboxes = Vec::new();
     for text in texts {
@@ -260,35 +310,12 @@ pub async fn send(
     connection: &Connection,
     input: &SendInput,
 ) -> Result<SendOutput, ApiError> {
-    let to = addresses(Some(&input.to), "to")?;
-    if to.is_empty() {
-        return Err(ApiError::invalid(
-            "to",
-            "to must name at least one recipient",
-        ));
-    }
-    let cc = addresses(input.cc.as_ref(), "cc")?;
-    let bcc = addresses(input.bcc.as_ref(), "bcc")?;
-    let reply_to = addresses(input.reply_to.as_ref(), "replyTo")?;
-    if input.body.is_none() && input.html.is_none() {
-        return Err(ApiError::invalid("body", "body is required"));
-    }
-    if input.subject.is_none() && input.in_reply_to.is_none() {
-        return Err(ApiError::invalid("subject", "subject is required"));
-    }
-    for (param, id) in [
-        ("threadId", &input.thread_id),
-        ("inReplyTo", &input.in_reply_to),
-    ] {
-        if let Some(id) = id
-            && !is_valid_id(id)
-        {
-            return Err(ApiError::invalid(
-                param,
-                format!("{param} is not a valid Gmail id"),
-            ));
-        }
-    }
+    let Recipients {
+        to,
+        cc,
+        bcc,
+        reply_to,
+    } = input.check_fields()?;
     let attachments = attachments(input.attachments.as_deref().unwrap_or_default())?;
     let attachment_bytes: usize = attachments.iter().map(|a| a.content.len()).sum();
     if attachment_bytes > MAX_MESSAGE_BYTES {

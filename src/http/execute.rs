@@ -56,7 +56,7 @@ impl CheckInput for gmail::ReadInput {
 
 impl CheckInput for gmail::SendInput {
     fn check(&self) -> Result<(), ApiError> {
-        Ok(())
+        self.check_fields().map(drop)
     }
 }
 
