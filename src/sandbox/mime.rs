@@ -7,9 +7,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
-use mail_parser::parsers::MessageStream;
 use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use serde_json::{Value, json};
+
+use crate::providers::google::encoded_word::decode_encoded_words;
 
 /// Maximum length of a snippet, in characters.
 const SNIPPET_CHARS: usize = 200;
@@ -301,17 +302,17 @@ fn header_name(raw: &[u8]) -> String {
         .to_string()
 }
 
-/// Unfolds a raw header value and decodes its RFC 2047 encoded words.
+/// Unfolds a raw header value and decodes its RFC 2047 encoded words, as Gmail does for the
+/// headers it returns.
+///
+/// Unfolding removes each line break and keeps the whitespace after it (RFC 5322 section
+/// 2.2.3), so a tab that starts a continuation line stays a tab. Adjacent encoded words of
+/// one charset are joined before decoding, so a UTF-8 character that a sender split over two
+/// words comes out whole; mail-parser's own header decoder drops such a character.
 pub fn decode_header_value(raw: &[u8]) -> String {
-    let mut value = raw.to_vec();
-    if !value.ends_with(b"\n") {
-        value.extend_from_slice(b"\r\n");
-    }
-    let decoded = match MessageStream::new(&value).parse_unstructured() {
-        HeaderValue::Text(text) => text.into_owned(),
-        _ => String::new(),
-    };
-    decoded.trim().to_string()
+    let text = String::from_utf8_lossy(raw);
+    let unfolded = text.replace(['\r', '\n'], "");
+    decode_encoded_words(&unfolded).trim().to_string()
 }
 
 /// Undoes a Content-Transfer-Encoding.

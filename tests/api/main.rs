@@ -5,7 +5,13 @@ mod helpers;
 
 mod auth;
 mod connections;
+mod corpus;
 mod errors;
 mod execute_gmail;
 mod execute_slack;
+mod gmail_send;
+mod gmail_sync;
+mod oauth_flow;
+mod provider_errors;
 mod routing;
+mod tokens;
