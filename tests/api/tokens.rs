@@ -4,6 +4,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
+use patchbay::sandbox::SandboxConfig;
+
 use crate::helpers::{TestApp, error_code, simple_eml};
 
 /// Expires Google access tokens at the sandbox and in the gateway's database, so
@@ -20,6 +22,9 @@ async fn concurrent_requests_share_one_refresh() {
     app.connect("google", Some("alice")).await;
     app.add_message(&simple_eml("hello", "body")).await;
     expire_google_tokens(&app).await;
+    // A slow token endpoint keeps the first refresh in flight while the others arrive.
+    app.sandbox_control("faults", json!({"path": "/google/token", "delayMs": 300}))
+        .await;
     app.clear_sandbox_requests().await;
 
     let requests = (0..20).map(|_| app.execute("gmail/read", json!({"userId": "alice"}), None));
@@ -162,4 +167,43 @@ async fn reconnecting_restores_active_status() {
         .execute("gmail/read", json!({"userId": "alice"}), None)
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slack_rotation_refreshes_both_tokens() {
+    let config = SandboxConfig {
+        slack_token_rotation: true,
+        ..SandboxConfig::default()
+    };
+    let app = TestApp::spawn_with(config).await;
+    app.connect("slack", None).await;
+
+    for round in 0..2 {
+        app.sandbox_control("slack/expire-tokens", json!({})).await;
+        app.sql(
+            "UPDATE connections SET expires_at = '2000-01-01T00:00:00.000000Z', \
+             user_expires_at = '2000-01-01T00:00:00.000000Z'",
+        )
+        .await;
+        app.clear_sandbox_requests().await;
+
+        let response = app
+            .execute(
+                "slack/message",
+                json!({"channel": "#general", "text": format!("round {round}")}),
+                None,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "round {round}");
+        let response = app
+            .execute("slack/search", json!({"query": "quarterly"}), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "round {round}");
+
+        // Slack refresh tokens work once: the second round only passes when the
+        // first stored the new refresh token of each pair.
+        let refreshes = app.sandbox_requests("/slack/api/oauth.v2.access").await;
+        assert_eq!(refreshes.len(), 2, "round {round}: bot and user token");
+    }
+    assert_eq!(app.connection_status("slack", None).await, "active");
 }
