@@ -308,3 +308,45 @@ async fn unavailable_slack_is_502() {
     assert_eq!(error["code"], "provider_unavailable");
     assert_eq!(error["type"], "provider_error");
 }
+
+#[tokio::test]
+async fn ratelimited_body_never_needs_reauthorization() {
+    let app = TestApp::spawn().await;
+    app.connect("slack", None).await;
+    app.sandbox_control(
+        "faults",
+        json!({"path": "/slack/api/chat.postMessage", "status": 200,
+               "body": {"ok": false, "error": "ratelimited"}}),
+    )
+    .await;
+
+    let response = app
+        .execute(
+            "slack/message",
+            json!({"channel": "#general", "text": "x"}),
+            None,
+        )
+        .await;
+
+    let (status, error) = error_code(response).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error["code"], "provider_rate_limited");
+    assert_eq!(app.connection_status("slack", None).await, "active");
+}
+
+#[tokio::test]
+async fn search_without_user_scope_is_missing_scope() {
+    let app = TestApp::spawn().await;
+    app.connect("slack", None).await;
+    app.sql("UPDATE connections SET user_scopes = ''").await;
+    app.clear_sandbox_requests().await;
+
+    let response = app
+        .execute("slack/search", json!({"query": "report"}), None)
+        .await;
+
+    let (status, error) = error_code(response).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error["code"], "missing_scope");
+    assert!(app.sandbox_requests("/slack/").await.is_empty());
+}

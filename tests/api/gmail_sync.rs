@@ -107,6 +107,7 @@ async fn full_sync_run() {
         .await;
 
     let pages = incremental_run(&app, &history_id).await;
+    assert!(pages.len() >= 2, "history read over several pages");
     let last = pages.last().unwrap();
     let new_history = last["historyId"].as_str().unwrap();
     assert!(
