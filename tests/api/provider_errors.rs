@@ -1,5 +1,8 @@
 //! Gmail failures injected at the sandbox and the errors callers get for them.
 
+use std::time::Duration;
+
+use patchbay::sandbox::SandboxConfig;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -86,4 +89,26 @@ async fn unknown_message_id_is_rejected() {
     let (status, error) = error_code(response).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error["code"], "provider_rejected");
+}
+
+#[tokio::test]
+async fn slow_gmail_is_provider_timeout() {
+    let app = TestApp::spawn_configured(SandboxConfig::default(), |config| {
+        config.provider_timeout = Duration::from_secs(1);
+    })
+    .await;
+    app.connect("google", None).await;
+    app.sandbox_control(
+        "faults",
+        json!({"path": "/gmail/v1/users/me/messages", "delayMs": 3000}),
+    )
+    .await;
+
+    let response = app.execute("gmail/read", json!({}), None).await;
+
+    let (status, error) = error_code(response).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error["code"], "provider_timeout");
+    assert_eq!(error["type"], "provider_error");
+    assert_eq!(app.connection_status("google", None).await, "active");
 }
