@@ -273,3 +273,79 @@ async fn header_injection_is_neutralized() {
     assert!(subject.starts_with('a'), "{subject}");
     assert!(!subject.contains(['\r', '\n']), "{subject}");
 }
+
+#[tokio::test]
+async fn reply_subject_prefix_variants() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+    for (parent_subject, expected) in [
+        ("RE: Budget", "RE: Budget"),
+        ("re: Budget", "re: Budget"),
+        ("Fwd: Budget", "Re: Fwd: Budget"),
+        ("Grüße aus Köln", "Re: Grüße aus Köln"),
+        ("Reisekosten", "Re: Reisekosten"),
+    ] {
+        let parent_eml = format!(
+            "From: Bob <bob@example.com>\r\nTo: ada@example.com\r\n\
+             Subject: {parent_subject}\r\nMessage-ID: <{}@example.com>\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\nx\r\n",
+            uuid::Uuid::new_v4()
+        );
+        let parent_id = app.add_message(&parent_eml).await;
+
+        let sent = send(
+            &app,
+            json!({"to": "bob@example.com", "subject": parent_subject, "body": "y",
+                   "inReplyTo": parent_id}),
+        )
+        .await;
+
+        let reply = read_message(&app, sent["id"].as_str().unwrap()).await;
+        assert_eq!(reply["subject"], expected, "{parent_subject}");
+    }
+}
+
+#[tokio::test]
+async fn display_names_with_commas_survive() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+
+    let sent = send(
+        &app,
+        json!({"to": ["\"Doe, Jane\" <jane@example.com>", "bob@example.com"],
+               "cc": "Ünal Çelik <unal@example.com>", "subject": "s", "body": "b"}),
+    )
+    .await;
+
+    let message = read_message(&app, sent["id"].as_str().unwrap()).await;
+    let to = message["to"].as_array().unwrap();
+    assert_eq!(to.len(), 2);
+    assert_eq!(to[0]["name"], "Doe, Jane");
+    assert_eq!(to[0]["email"], "jane@example.com");
+    assert_eq!(to[1]["email"], "bob@example.com");
+    assert_eq!(message["cc"][0]["name"], "Ünal Çelik");
+    assert_eq!(message["cc"][0]["email"], "unal@example.com");
+}
+
+#[tokio::test]
+async fn body_over_40_mib_is_413() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+    let content = "A".repeat(41 * 1024 * 1024);
+    app.clear_sandbox_requests().await;
+
+    let response = app
+        .execute(
+            "gmail/send",
+            json!({"to": "bob@example.com", "subject": "s", "body": "b",
+                   "attachments": [{"filename": "a.bin", "mimeType": "application/octet-stream",
+                                    "contentBase64": content}]}),
+            None,
+        )
+        .await;
+
+    let (status, error) = error_code(response).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error["code"], "payload_too_large");
+    assert!(app.sandbox_requests("/").await.is_empty());
+}

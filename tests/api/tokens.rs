@@ -207,3 +207,52 @@ async fn slack_rotation_refreshes_both_tokens() {
     }
     assert_eq!(app.connection_status("slack", None).await, "active");
 }
+
+#[tokio::test]
+async fn concurrent_requests_on_revoked_grant() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+    app.sandbox_control("google/revoke-grants", json!({})).await;
+    expire_google_tokens(&app).await;
+    app.sandbox_control("faults", json!({"path": "/google/token", "delayMs": 300}))
+        .await;
+    app.clear_sandbox_requests().await;
+
+    let requests = (0..10).map(|_| app.execute("gmail/read", json!({}), None));
+    let responses = futures::future::join_all(requests).await;
+
+    for response in responses {
+        let (status, error) = error_code(response).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(error["code"], "reauthorization_required");
+    }
+    assert_eq!(app.sandbox_requests("/google/token").await.len(), 1);
+    assert!(app.sandbox_requests("/gmail/").await.is_empty());
+}
+
+#[tokio::test]
+async fn rate_limited_refresh_is_429() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+    expire_google_tokens(&app).await;
+    app.sandbox_control(
+        "faults",
+        json!({"path": "/google/token", "status": 429, "retryAfter": 5}),
+    )
+    .await;
+
+    let response = app.execute("gmail/read", json!({}), None).await;
+
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "5");
+    let (_, error) = error_code(response).await;
+    assert_eq!(error["code"], "provider_rate_limited");
+    assert_eq!(app.connection_status("google", None).await, "active");
+
+    let response = app.execute("gmail/read", json!({}), None).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the next request refreshes"
+    );
+}
