@@ -199,3 +199,81 @@ async fn message_deleted_between_list_and_get_is_skipped() {
 
     assert_eq!(ids(&page), vec![keep]);
 }
+
+#[tokio::test]
+async fn sync_period_limits_initial_run() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+    let old = "From: bob@example.com\r\nTo: ada@example.com\r\nSubject: old\r\n\
+               Date: Mon, 05 Jan 2026 10:00:00 +0000\r\n\r\nx\r\n";
+    let old_id = app.add_message(old).await;
+    let recent_id = app.add_message(&simple_eml("recent", "x")).await;
+
+    let short = sync(&app, json!({"mode": "initial", "syncPeriodDays": 90})).await;
+    let long = sync(&app, json!({"mode": "initial", "syncPeriodDays": 3650})).await;
+
+    assert_eq!(ids(&short), vec![recent_id.clone()]);
+    assert_eq!(ids(&long), vec![recent_id, old_id]);
+}
+
+#[tokio::test]
+async fn added_then_deleted_is_only_deleted() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+    app.add_message(&simple_eml("first", "x")).await;
+    let start = sync(&app, json!({"mode": "initial"})).await;
+    let history_id = start["historyId"].as_str().unwrap().to_owned();
+    let short_lived = app.add_message(&simple_eml("short-lived", "x")).await;
+    app.client
+        .delete(app.sandbox_url(&format!("/_sandbox/gmail/messages/{short_lived}")))
+        .send()
+        .await
+        .unwrap();
+
+    let pages = incremental_run(&app, &history_id).await;
+
+    let messages: Vec<&Value> = pages
+        .iter()
+        .flat_map(|p| p["messages"].as_array().unwrap())
+        .collect();
+    assert!(messages.is_empty(), "{messages:?}");
+    let deleted: Vec<&Value> = pages
+        .iter()
+        .filter_map(|p| p["deletedMessageIds"].as_array())
+        .flatten()
+        .collect();
+    assert_eq!(deleted, [&json!(short_lived)]);
+}
+
+#[tokio::test]
+async fn invalid_history_id_is_400() {
+    let app = TestApp::spawn().await;
+    app.connect("google", None).await;
+    for history_id in [json!("abc"), json!(""), json!(12), json!("-5")] {
+        let response = app
+            .execute(
+                "gmail/sync",
+                json!({"mode": "incremental", "historyId": history_id}),
+                None,
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{history_id}");
+        assert_eq!(body["error"]["param"], "historyId", "{history_id}");
+    }
+    let response = app
+        .execute(
+            "gmail/sync",
+            json!({"mode": "initial", "pageToken": "not-a-token"}),
+            None,
+        )
+        .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "pageToken");
+    assert!(
+        app.sandbox_requests("/gmail/v1/users/me/history")
+            .await
+            .is_empty()
+    );
+}
