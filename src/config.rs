@@ -21,7 +21,7 @@ pub struct Config {
     pub encryption_key: EncryptionKey,
     pub google: ProviderConfig,
     pub slack: ProviderConfig,
-    /// Overall time limit of one provider API call; a call that takes longer answers
+    /// Overall time limit of one provider API call. A call that takes longer gives
     /// `504 provider_timeout`. Not read from the environment.
     pub provider_timeout: Duration,
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code};
 
-/// Sends `body` and returns the send answer.
+/// Sends `body` and returns the response body.
 async fn send(app: &TestApp, body: Value) -> Value {
     let response = app.execute("gmail/send", body, None).await;
     let status = response.status();

@@ -61,7 +61,7 @@ async fn initial_run(app: &TestApp) -> (BTreeSet<String>, String) {
     (seen, history_id.unwrap())
 }
 
-/// Runs an incremental sync to its last page; returns the pages.
+/// Runs an incremental sync to its last page and returns every page.
 async fn incremental_run(app: &TestApp, history_id: &str) -> Vec<Value> {
     let mut pages = Vec::new();
     let mut page_token: Option<String> = None;
