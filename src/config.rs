@@ -1,6 +1,7 @@
 //! Gateway configuration, read from `PATCHBAY_*` environment variables.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use secrecy::SecretString;
@@ -22,7 +23,13 @@ pub struct Config {
     pub encryption_key: EncryptionKey,
     pub google: ProviderConfig,
     pub slack: ProviderConfig,
+    /// Overall time limit of one provider API call. A call that takes longer gives
+    /// `504 provider_timeout`. Not read from the environment.
+    pub provider_timeout: Duration,
 }
+
+/// Default of [`Config::provider_timeout`].
+pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// OAuth client and endpoints of one provider.
 #[derive(Debug, Clone)]
@@ -129,6 +136,7 @@ impl Config {
                 revoke_url: format!("{slack_api_url}/auth.revoke"),
                 api_url: slack_api_url,
             },
+            provider_timeout: DEFAULT_PROVIDER_TIMEOUT,
         })
     }
 

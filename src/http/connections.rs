@@ -1,8 +1,8 @@
 //! `/v1/connections`: list, authorize, OAuth callback, delete.
 
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
@@ -193,9 +193,18 @@ async fn callback(
         }
     };
     match complete(&state, provider, query).await {
-        Ok(Completion::Redirect(url)) => Redirect::to(&url).into_response(),
+        Ok(Completion::Redirect(url)) => found(&url),
         Ok(Completion::Page { title, message }) => success_page(&title, &message),
         Err(error) => failure_page(error, wants_json),
+    }
+}
+
+/// `302 Found` to `url`: the callback's redirect status that the API contract fixes.
+/// axum's `Redirect::to` would answer `303 See Other`.
+fn found(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+        Err(error) => ApiError::internal(error).into_response(),
     }
 }
 

@@ -54,7 +54,7 @@ impl AppState {
         let cipher = TokenCipher::new(&config.encryption_key, &[]);
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(config.provider_timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
             .build()?;

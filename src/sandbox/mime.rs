@@ -7,9 +7,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE;
-use mail_parser::parsers::MessageStream;
 use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use serde_json::{Value, json};
+
+use crate::providers::google::encoded_word::decode_encoded_words;
 
 /// Maximum length of a snippet, in characters.
 const SNIPPET_CHARS: usize = 200;
@@ -301,29 +302,25 @@ fn header_name(raw: &[u8]) -> String {
         .to_string()
 }
 
-/// Unfolds a raw header value and decodes its RFC 2047 encoded words.
+/// Unfolds a raw header value and decodes its RFC 2047 encoded words, as Gmail does for the
+/// headers it returns.
+///
+/// Unfolding removes each line break and keeps the whitespace after it (RFC 5322 section
+/// 2.2.3), so a tab that starts a continuation line stays a tab. Adjacent encoded words of
+/// one charset are joined before decoding, so a UTF-8 character that a sender split over two
+/// words comes out whole; mail-parser's own header decoder drops such a character.
 ///
 /// Raw 8-bit bytes that are not UTF-8 (old mailers wrote Latin-1 straight into
 /// headers) are read as windows-1252, a superset of ISO-8859-1's printable range.
 // NOTE: real Gmail's handling of such headers is not documented; a guess from the
 // message's own charset could do better for KOI8-R or Shift_JIS headers.
 pub fn decode_header_value(raw: &[u8]) -> String {
-    let mut value = match std::str::from_utf8(raw) {
-        Ok(_) => raw.to_vec(),
-        Err(_) => encoding_rs::WINDOWS_1252
-            .decode(raw)
-            .0
-            .into_owned()
-            .into_bytes(),
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => encoding_rs::WINDOWS_1252.decode(raw).0,
     };
-    if !value.ends_with(b"\n") {
-        value.extend_from_slice(b"\r\n");
-    }
-    let decoded = match MessageStream::new(&value).parse_unstructured() {
-        HeaderValue::Text(text) => text.into_owned(),
-        _ => String::new(),
-    };
-    decoded.trim().to_string()
+    let unfolded = text.replace(['\r', '\n'], "");
+    decode_encoded_words(&unfolded).trim().to_string()
 }
 
 /// Undoes a Content-Transfer-Encoding.

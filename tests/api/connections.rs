@@ -142,3 +142,60 @@ async fn tokens_are_encrypted_at_rest() {
         );
     }
 }
+
+#[tokio::test]
+async fn delete_survives_failed_revoke() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    app.connect("slack", Some("alice")).await;
+    app.sandbox_control(
+        "faults",
+        serde_json::json!({"path": "/google/revoke", "status": 503, "times": 10}),
+    )
+    .await;
+    app.sandbox_control(
+        "faults",
+        serde_json::json!({"path": "/slack/api/auth.revoke", "status": 500, "times": 10}),
+    )
+    .await;
+
+    for provider in ["google", "slack"] {
+        let path = format!("/v1/connections/{provider}");
+        let response = app.delete(&path, Some("alice")).await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT, "{provider}");
+        assert!(
+            app.connection_status(provider, Some("alice"))
+                .await
+                .is_null()
+        );
+    }
+    assert!(
+        !app.sandbox_requests("/slack/api/auth.revoke")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn list_shows_user_and_org_connections() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    app.connect("slack", None).await;
+
+    let all: Value = app.get("/v1/connections", None).await.json().await.unwrap();
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 2);
+    let slack = all.iter().find(|c| c["provider"] == "slack").unwrap();
+    assert!(slack["userId"].is_null());
+    assert_eq!(slack["accountName"], "Sandbox Team");
+    assert!(slack["connectedAt"].as_str().is_some());
+
+    let alice: Value = app
+        .get("/v1/connections", Some("alice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alice.as_array().unwrap().len(), 1);
+    assert_eq!(alice[0]["provider"], "google");
+}

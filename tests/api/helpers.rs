@@ -31,6 +31,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(sandbox_config: SandboxConfig) -> TestApp {
+        Self::spawn_configured(sandbox_config, |_| {}).await
+    }
+
+    /// Spawns with a sandbox configuration and a change to the gateway's configuration,
+    /// such as removing a provider's OAuth client.
+    pub async fn spawn_configured(
+        sandbox_config: SandboxConfig,
+        change: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let sandbox_config = SandboxConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..sandbox_config
@@ -52,6 +61,8 @@ impl TestApp {
             &sandbox.urls(),
         )
         .expect("config");
+        let mut config = config;
+        change(&mut config);
         let gateway = Gateway::start(config.clone())
             .await
             .expect("gateway starts");
@@ -233,6 +244,47 @@ impl TestApp {
             "sandbox control {path} failed"
         );
         response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Messages posted to the sandbox Slack, each with its `channel` id.
+    pub async fn slack_messages(&self) -> Vec<Value> {
+        let all: Value = self
+            .client
+            .get(self.sandbox_url("/_sandbox/slack/messages"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all.as_array().unwrap().clone()
+    }
+
+    /// Forgets the requests the sandbox has recorded so far.
+    pub async fn clear_sandbox_requests(&self) {
+        let response = self
+            .client
+            .delete(self.sandbox_url("/_sandbox/requests"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "clearing requests failed");
+    }
+
+    /// The `status` of this tenant's connection of `provider` for `user`.
+    pub async fn connection_status(&self, provider: &str, user: Option<&str>) -> Value {
+        let list: Value = self
+            .get("/v1/connections", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let user = user.map_or(Value::Null, |user| json!(user));
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["provider"] == provider && c["userId"] == user)
+            .map_or(Value::Null, |c| c["status"].clone())
     }
 
     /// Adds a message to a sandbox mailbox; returns its Gmail id.

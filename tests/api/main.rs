@@ -5,10 +5,16 @@ mod helpers;
 
 mod auth;
 mod connections;
+mod corpus;
 mod errors;
 mod execute_gmail;
 mod execute_slack;
+mod gmail_send;
+mod gmail_sync;
 mod instances;
 mod lifecycle;
+mod oauth_flow;
+mod provider_errors;
+mod refresh;
 mod routing;
 mod tokens;

@@ -179,3 +179,206 @@ async fn other_tenant_sees_nothing() {
         "own connections untouched"
     );
 }
+
+/// Every execute action, with the user id in the body when `user` is given.
+fn every_action(user: Option<&str>) -> Vec<(&'static str, Value)> {
+    let mut actions = vec![
+        ("gmail/read", json!({})),
+        ("gmail/read", json!({"messageId": "18c0000000000001"})),
+        ("gmail/sync", json!({"mode": "initial"})),
+        (
+            "gmail/sync",
+            json!({"mode": "incremental", "historyId": "1"}),
+        ),
+        (
+            "gmail/send",
+            json!({"to": "eve@example.com", "subject": "s", "body": "b"}),
+        ),
+        ("slack/message", json!({"channel": "#general", "text": "x"})),
+        ("slack/search", json!({"query": "report"})),
+    ];
+    if let Some(user) = user {
+        for (_, body) in &mut actions {
+            body["userId"] = json!(user);
+        }
+    }
+    actions
+}
+
+#[tokio::test]
+async fn isolation_on_every_path() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    app.connect("slack", Some("alice")).await;
+    app.add_message(&simple_eml("private", "alice only")).await;
+    let (_, other_key) = app.new_tenant("Other").await;
+    // Expired tokens: a leak would show as a refresh call.
+    app.sandbox_control("google/expire-tokens", json!({})).await;
+    app.sql("UPDATE connections SET expires_at = '2000-01-01T00:00:00.000000Z'")
+        .await;
+    app.clear_sandbox_requests().await;
+
+    for (key, user) in [
+        (app.key.as_str(), Some("bob")),
+        (app.key.as_str(), None),
+        (other_key.as_str(), Some("alice")),
+        (other_key.as_str(), None),
+    ] {
+        for (action, body) in every_action(user) {
+            let response = app.execute_with_key(key, action, body, None).await;
+            let (status, error) = error_code(response).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{action} {user:?}");
+            assert_eq!(error["code"], "connection_not_found", "{action} {user:?}");
+        }
+        for provider in ["google", "slack"] {
+            let mut request = app
+                .client
+                .delete(app.url(&format!("/v1/connections/{provider}")))
+                .bearer_auth(key);
+            if let Some(user) = user {
+                request = request.header("X-User-Id", user);
+            }
+            let (status, error) = error_code(request.send().await.unwrap()).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{provider} {user:?}");
+            assert_eq!(error["code"], "connection_not_found");
+        }
+    }
+    let leaked = app.sandbox_requests("/").await;
+    assert!(leaked.is_empty(), "provider called: {leaked:?}");
+
+    let other_list = app
+        .client
+        .get(app.url("/v1/connections"))
+        .bearer_auth(&other_key)
+        .header("X-User-Id", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other_list.json::<Value>().await.unwrap(), json!([]));
+    assert_eq!(
+        app.connection_status("google", Some("alice")).await,
+        "active"
+    );
+    assert_eq!(
+        app.connection_status("slack", Some("alice")).await,
+        "active"
+    );
+    let response = app
+        .execute("gmail/read", json!({"userId": "alice"}), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK, "alice still works");
+}
+
+#[tokio::test]
+async fn same_user_id_in_two_tenants_is_separate() {
+    let app = TestApp::spawn().await;
+    let (_, other_key) = app.new_tenant("Other").await;
+    app.connect_as(
+        &app.key,
+        "google",
+        Some("alice"),
+        &[("login_hint", "a1@example.com")],
+    )
+    .await;
+    app.connect_as(
+        &other_key,
+        "google",
+        Some("alice"),
+        &[("login_hint", "a2@example.com")],
+    )
+    .await;
+
+    let mine: Value = app
+        .get("/v1/connections", Some("alice"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["accountName"], "a1@example.com");
+
+    let response = app
+        .client
+        .delete(app.url("/v1/connections/google"))
+        .bearer_auth(&other_key)
+        .header("X-User-Id", "alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.connection_status("google", Some("alice")).await,
+        "active"
+    );
+}
+
+#[tokio::test]
+async fn header_user_id_selects_connection() {
+    let app = TestApp::spawn().await;
+    app.connect_as(
+        &app.key,
+        "google",
+        Some("alice"),
+        &[("login_hint", "alice@example.com")],
+    )
+    .await;
+    app.connect_as(
+        &app.key,
+        "google",
+        None,
+        &[("login_hint", "org@example.com")],
+    )
+    .await;
+    app.sandbox_control(
+        "gmail/messages",
+        json!({"email": "alice@example.com", "eml": simple_eml("for alice", "a")}),
+    )
+    .await;
+    app.sandbox_control(
+        "gmail/messages",
+        json!({"email": "org@example.com", "eml": simple_eml("for org", "o")}),
+    )
+    .await;
+
+    for (header, body, subject) in [
+        (Some("alice"), json!({}), "for alice"),
+        (None, json!({}), "for org"),
+        (Some("nobody"), json!({"userId": "alice"}), "for alice"),
+    ] {
+        let response = app.execute("gmail/read", body, header).await;
+        assert_eq!(response.status(), StatusCode::OK, "{header:?}");
+        let read: Value = response.json().await.unwrap();
+        let messages = read["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 1, "{header:?}");
+        assert_eq!(messages[0]["subject"], subject, "{header:?}");
+    }
+    let response = app.execute("gmail/read", json!({}), Some("bob")).await;
+    let (status, error) = error_code(response).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error["code"], "connection_not_found");
+}
+
+#[tokio::test]
+async fn delete_removes_only_its_owner() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    app.connect("google", Some("bob")).await;
+    app.connect("google", None).await;
+
+    let response = app.delete("/v1/connections/google", Some("bob")).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.connection_status("google", Some("alice")).await,
+        "active"
+    );
+    assert_eq!(app.connection_status("google", None).await, "active");
+    assert!(app.connection_status("google", Some("bob")).await.is_null());
+
+    let response = app.delete("/v1/connections/google", None).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.connection_status("google", Some("alice")).await,
+        "active"
+    );
+    assert!(app.connection_status("google", None).await.is_null());
+}

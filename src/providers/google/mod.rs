@@ -8,7 +8,7 @@ pub mod compose;
 pub mod decode;
 pub mod wire;
 
-mod encoded_word;
+pub(crate) mod encoded_word;
 mod mime_params;
 
 #[cfg(test)]

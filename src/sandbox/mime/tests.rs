@@ -297,3 +297,23 @@ fn raw_latin1_header_is_read_as_windows_1252() {
         "Zo\u{eb} <z@example.net>"
     );
 }
+
+#[test]
+fn header_keeps_character_split_over_words() {
+    // "— 東" split after the first byte of 東 (E6 9D B1).
+    let raw = b"=?utf-8?B?4oCUIOY=?=\r\n =?utf-8?B?nbE=?=";
+    assert_eq!(decode_header_value(raw), "— 東");
+}
+
+#[test]
+fn header_unfolding_keeps_whitespace() {
+    let raw = b"folded\r\n\tacross\r\n lines";
+    assert_eq!(decode_header_value(raw), "folded\tacross lines");
+}
+
+#[test]
+fn header_decodes_shift_jis_word() {
+    // "日本" in Shift_JIS is 93 FA 96 7B.
+    let raw = b"=?shift_jis?B?k/qWew==?=";
+    assert_eq!(decode_header_value(raw), "日本");
+}
