@@ -153,6 +153,12 @@ pub fn parse_origin(text: &str) -> anyhow::Result<String> {
         url.username().is_empty() && url.password().is_none(),
         "{text:?} must not contain user information"
     );
+    let host = url.host_str().unwrap_or_default();
+    anyhow::ensure!(
+        host.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b)),
+        "{text:?} has a host that is not a domain name or IP address (wildcards are not supported)"
+    );
     anyhow::ensure!(
         url.path() == "/" && url.query().is_none() && url.fragment().is_none(),
         "{text:?} must be an origin only, without a path, query or fragment"
@@ -236,6 +242,7 @@ mod tests {
             "ftp://x.example",
             "https://a@b.example",
             "https://x.example/path",
+            "https://*.example.com",
         ] {
             assert!(parse_origin(bad).is_err(), "{bad}");
         }

@@ -34,6 +34,9 @@ pub const SEND_SCOPES: [&str; 4] = [
 pub const MAX_MESSAGE_BYTES: usize = 35 * 1024 * 1024;
 /// Messages larger than this go through the upload endpoint instead of a JSON body.
 pub const UPLOAD_THRESHOLD_BYTES: usize = 4 * 1024 * 1024;
+/// Longest accepted search query, in characters. Gmail documents no limit; this
+/// keeps the request URL well within what servers accept.
+pub const MAX_QUERY_CHARS: usize = 2048;
 /// Message fetches run at most this many at a time per request.
 pub const FETCH_CONCURRENCY: usize = 8;
 
@@ -94,6 +97,14 @@ impl ReadInput {
     /// Checks the fields before any connection is looked up; returns the page size.
     pub fn check_limits(&self) -> Result<u32, ApiError> {
         let max_results = bounded(self.max_results, 5, 500, "maxResults")?;
+        if let Some(query) = &self.query
+            && query.chars().count() > MAX_QUERY_CHARS
+        {
+            return Err(ApiError::invalid(
+                "query",
+                format!("query must be at most {MAX_QUERY_CHARS} characters"),
+            ));
+        }
         if let Some(id) = &self.message_id
             && !is_valid_id(id)
         {

@@ -99,6 +99,18 @@ impl Connection {
                 let (token, _) = self.fresh_token(state, kind, Some(&ciphertext)).await?;
                 match action(token).await {
                     Ok(value) => Ok(value),
+                    // The grant itself just worked at the token endpoint, so a second
+                    // 401 is the provider's fault, not a revocation.
+                    Err(ProviderError::Unauthorized) => {
+                        tracing::warn!(
+                            connection_id = %self.record.id,
+                            "provider rejected a freshly refreshed token"
+                        );
+                        Err(ApiError::ProviderUnavailable(format!(
+                            "{} rejected a freshly refreshed token; retry later",
+                            self.provider_name()
+                        )))
+                    }
                     Err(error) => Err(self.provider_error(state, error).await),
                 }
             }
@@ -329,8 +341,14 @@ async fn refresh_task(
         .await;
         match outcome {
             Ok(tokens) => break tokens,
-            Err(OAuthError::InvalidGrant(reason)) => {
-                tracing::warn!(connection_id = %connection_id, reason = %reason, "refresh token rejected");
+            Err(OAuthError::InvalidGrant { code, description }) => {
+                let description = description.unwrap_or_default();
+                tracing::warn!(
+                    connection_id = %connection_id,
+                    code = %code,
+                    description = %description,
+                    "refresh token rejected"
+                );
                 let revoked = Some(ConnectionStatus::ReauthorizationRequired);
                 lease
                     .finish(None, revoked)

@@ -10,6 +10,8 @@ use crate::providers::slack::{PostMessage, SlackClient};
 
 /// Slack's limit on `text` in `chat.postMessage`, in characters.
 pub const MAX_TEXT_CHARS: usize = 40_000;
+/// Longest accepted search query, in characters.
+pub const MAX_QUERY_CHARS: usize = 2048;
 /// Slack's limit on the number of blocks in one message.
 pub const MAX_BLOCKS: usize = 50;
 
@@ -131,18 +133,28 @@ pub async fn post_message(
             async move { client.post_message(&token, message).await }
         })
         .await?;
-    let text = |key: &str| {
+    let field = |key: &str| {
         answer
             .get(key)
             .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
+            .filter(|v| !v.is_empty())
     };
-    Ok(MessageOutput {
-        ok: true,
-        channel: text("channel"),
-        ts: text("ts"),
-    })
+    match (field("channel"), field("ts")) {
+        (Some(channel), Some(ts)) => Ok(MessageOutput {
+            ok: true,
+            channel: channel.to_owned(),
+            ts: ts.to_owned(),
+        }),
+        _ => {
+            tracing::warn!(
+                connection_id = %connection.record.id,
+                "chat.postMessage answered ok without channel or ts"
+            );
+            Err(ApiError::ProviderUnavailable(
+                "Slack answered chat.postMessage without a channel or ts".to_owned(),
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +169,12 @@ impl SearchInput {
     pub fn validate(&self) -> Result<u32, ApiError> {
         if self.query.trim().is_empty() {
             return Err(ApiError::invalid("query", "query must not be empty"));
+        }
+        if self.query.chars().count() > MAX_QUERY_CHARS {
+            return Err(ApiError::invalid(
+                "query",
+                format!("query must be at most {MAX_QUERY_CHARS} characters"),
+            ));
         }
         if let Some(channel) = &self.channel {
             validate_channel(channel)?;

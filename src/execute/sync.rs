@@ -56,6 +56,9 @@ struct Cursor {
     /// Set when an expired history id turned the run into an initial sync.
     #[serde(default)]
     reset: bool,
+    /// The connection the run belongs to: a token is refused on any other.
+    #[serde(default)]
+    connection: String,
 }
 
 impl Cursor {
@@ -158,6 +161,16 @@ pub async fn sync(
         cursor,
         start,
     } = input.plan()?;
+    let connection_id = connection.record.id.as_str();
+    if cursor
+        .as_ref()
+        .is_some_and(|c| c.connection != connection_id)
+    {
+        return Err(ApiError::invalid(
+            "pageToken",
+            "pageToken belongs to another connection's sync; start a new run",
+        ));
+    }
     connection.require_any_scope(TokenKind::Main, &READ_SCOPES)?;
     let api_url = &state.config.google.api_url;
     connection
@@ -184,10 +197,11 @@ pub async fn sync(
                                 after: 0,
                                 newest: None,
                                 reset: false,
+                                connection: connection_id.to_owned(),
                             };
                             incremental_page(&gmail, cursor, page_size, days).await
                         }
-                        None => begin_initial(&gmail, days, page_size, false).await,
+                        None => begin_initial(&gmail, days, page_size, false, connection_id).await,
                     },
                 }
             }
@@ -200,6 +214,7 @@ async fn begin_initial(
     days: u32,
     page_size: u32,
     reset: bool,
+    connection_id: &str,
 ) -> Result<SyncOutput, ProviderError> {
     let profile = gmail.profile().await?;
     let history = profile.history_id.unwrap_or_default();
@@ -211,6 +226,7 @@ async fn begin_initial(
         after,
         newest: None,
         reset,
+        connection: connection_id.to_owned(),
     };
     initial_page(gmail, cursor, page_size).await
 }
@@ -255,7 +271,7 @@ async fn incremental_page(
         Ok(page) => page,
         Err(ProviderError::Rejected { code, .. }) if code == "notFound" => {
             tracing::info!(start = %cursor.history, "history id expired; running an initial sync");
-            return begin_initial(gmail, days, page_size, true).await;
+            return begin_initial(gmail, days, page_size, true, &cursor.connection).await;
         }
         Err(error) => return Err(error),
     };
@@ -339,6 +355,7 @@ mod tests {
             after: 1_700_000_000,
             newest: None,
             reset: true,
+            connection: "conn_1".to_owned(),
         };
         assert_eq!(Cursor::decode(&cursor.encode()).unwrap(), cursor);
     }

@@ -225,6 +225,14 @@ async fn complete(
             "the callback has no state; {restart}"
         )));
     };
+    let code = query.code.filter(|c| !c.is_empty());
+    if code.is_none() && query.error.is_none() {
+        // Checked before the state is taken, so a malformed callback does not use it up.
+        return Err(ApiError::invalid(
+            "code",
+            "the callback has neither code nor error",
+        ));
+    }
     let state_hash = sha256_hex(&state_value);
     let pending = state.store.take_oauth_state(&state_hash, provider).await?;
     let Some(pending) = pending.filter(|p| p.expires_at > Utc::now()) else {
@@ -242,7 +250,7 @@ async fn complete(
         tracing::info!(provider = %provider, error = %error, "the user did not grant access");
         return Ok(finish(&pending, provider, Err(&error)));
     }
-    let Some(code) = query.code.filter(|c| !c.is_empty()) else {
+    let Some(code) = code else {
         return Err(ApiError::invalid(
             "code",
             "the callback has neither code nor error",
@@ -290,7 +298,7 @@ async fn complete(
 
 fn exchange_error_code(error: &OAuthError) -> String {
     match error {
-        OAuthError::InvalidGrant(_) => "invalid_grant".to_owned(),
+        OAuthError::InvalidGrant { code, .. } => code.clone(),
         OAuthError::Rejected { code, .. } => code.clone(),
         OAuthError::RateLimited { .. } => "rate_limited".to_owned(),
         OAuthError::Unavailable(_) | OAuthError::Timeout => "provider_unavailable".to_owned(),
@@ -299,8 +307,8 @@ fn exchange_error_code(error: &OAuthError) -> String {
 
 fn exchange_api_error(error: OAuthError) -> ApiError {
     match error {
-        OAuthError::InvalidGrant(_) => ApiError::ProviderRejected {
-            provider_code: "invalid_grant".to_owned(),
+        OAuthError::InvalidGrant { code, .. } => ApiError::ProviderRejected {
+            provider_code: code,
             message: "the provider rejected the authorization code; start the connection again"
                 .to_owned(),
         },
@@ -322,6 +330,16 @@ fn finish(pending: &OAuthStateRecord, provider: Provider, outcome: Result<(), &s
     if let Some(target) = &pending.redirect_after
         && let Ok(mut url) = url::Url::parse(target)
     {
+        // The outcome parameters are the gateway's: drop any the target already had.
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| name != "connected" && name != "error")
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        url.set_query(None);
+        if !kept.is_empty() {
+            url.query_pairs_mut().extend_pairs(kept);
+        }
         match outcome {
             Ok(()) => url
                 .query_pairs_mut()
@@ -454,7 +472,8 @@ async fn delete(
             },
             on_delete: true,
         })?;
-    revoke_best_effort(&state, removed).await;
+    // Revocation runs on after the answer, so a slow provider cannot hold the client.
+    tokio::spawn(async move { revoke_best_effort(&state, removed).await });
     Ok(StatusCode::NO_CONTENT)
 }
 

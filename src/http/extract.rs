@@ -147,18 +147,56 @@ impl<S: Send + Sync, const LIMIT: usize> FromRequest<S> for JsonObject<LIMIT> {
                     ApiError::invalid("body", "the request body could not be read")
                 }
             })?;
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|error| ApiError::InvalidRequest {
-                message: format!("the body is not valid JSON: {error}"),
+        match serde_json::from_slice::<UniqueKeyObject>(&bytes) {
+            Ok(UniqueKeyObject(map)) => Ok(JsonObject(map)),
+            Err(error) if error.is_data() => Err(ApiError::InvalidRequest {
+                message: format!(
+                    "the body must be a JSON object: {}",
+                    strip_serde_position(&error.to_string())
+                ),
                 param: None,
-            })?;
-        match value {
-            Value::Object(map) => Ok(JsonObject(map)),
-            _ => Err(ApiError::InvalidRequest {
-                message: "the body must be a JSON object".to_owned(),
+            }),
+            Err(error) => Err(ApiError::InvalidRequest {
+                message: format!("the body is not valid JSON: {error}"),
                 param: None,
             }),
         }
+    }
+}
+
+/// A JSON object whose top-level field names are unique. serde_json alone keeps the
+/// last of two equal names, so `{"userId":"a","userId":"b"}` could mean different
+/// users to a proxy in front and to the gateway; such a body is rejected instead.
+struct UniqueKeyObject(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeyObject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+            type Value = UniqueKeyObject;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<UniqueKeyObject, A::Error> {
+                let mut map = Map::new();
+                while let Some(key) = access.next_key::<String>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format!("duplicate field {key}")));
+                    }
+                    let value: Value = access.next_value()?;
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeyObject(map))
+            }
+        }
+
+        deserializer.deserialize_any(ObjectVisitor)
     }
 }
 
@@ -240,11 +278,26 @@ fn missing_field(message: &str) -> Option<String> {
     Some(rest.split('`').next()?.to_owned())
 }
 
+/// Drops serde's " at line N column M" suffix and names Rust types in JSON terms.
 fn strip_serde_position(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(index) => message[..index].to_owned(),
-        None => message.to_owned(),
+    let message = match message.find(" at line ") {
+        Some(index) => &message[..index],
+        None => message,
+    };
+    let mut text = message.to_owned();
+    for (rust, json) in [
+        ("expected i64", "expected an integer"),
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected a string", "expected a string"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a sequence", "expected an array"),
+        ("invalid type: map", "invalid type: object"),
+        ("invalid type: sequence", "invalid type: array"),
+    ] {
+        text = text.replace(rust, json);
     }
+    text
 }
 
 #[cfg(test)]
@@ -291,6 +344,26 @@ mod tests {
     fn unknown_field_names_param() {
         let error = parse_body::<Sample>(object(json!({"query": "x", "max_results": 3})));
         assert_eq!(param(error.unwrap_err()).as_deref(), Some("max_results"));
+    }
+
+    #[test]
+    fn wrong_type_reads_as_json_terms() {
+        let error = parse_body::<Sample>(object(json!({"query": "x", "maxResults": [1]})));
+        let message = error.unwrap_err().to_string();
+        assert!(message.contains("array"), "{message}");
+        assert!(
+            !message.contains("u32") && !message.contains("sequence"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        let parsed = serde_json::from_str::<UniqueKeyObject>(r#"{"userId":"a","userId":"b"}"#);
+        let message = parsed.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(message.contains("duplicate field userId"), "{message}");
+        assert!(serde_json::from_str::<UniqueKeyObject>(r#"{"a":{"b":1,"c":1}}"#).is_ok());
+        assert!(serde_json::from_str::<UniqueKeyObject>("[1]").is_err());
     }
 
     #[test]

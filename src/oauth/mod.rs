@@ -97,8 +97,11 @@ pub struct Grant {
 pub enum OAuthError {
     /// The grant or code is invalid, expired or revoked (`invalid_grant`,
     /// `invalid_refresh_token`, `token_revoked`, …): the user must consent again.
-    #[error("the provider rejected the grant: {0}")]
-    InvalidGrant(String),
+    #[error("the provider rejected the grant: {code}")]
+    InvalidGrant {
+        code: String,
+        description: Option<String>,
+    },
     /// The provider refused the request for another reason, such as a bad client.
     #[error("the provider rejected the request: {code}")]
     Rejected {
@@ -137,10 +140,41 @@ pub(crate) fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
-fn expiry(expires_in: Option<i64>) -> Option<DateTime<Utc>> {
-    expires_in
-        .filter(|s| *s > 0)
-        .map(|seconds| Utc::now() + chrono::Duration::seconds(seconds))
+/// Checks the token fields of a provider answer and turns `expires_in` (seconds)
+/// into an absolute expiry. An answer without a usable access token, with an empty
+/// refresh token or with a non-positive lifetime is a provider failure, so nothing
+/// built from it is ever stored.
+fn token_set(
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<i64>,
+) -> Result<TokenSet, OAuthError> {
+    let malformed = |what: &str| OAuthError::Unavailable(format!("the token answer {what}"));
+    let usable = |token: &str| {
+        !token.is_empty() && !token.chars().any(|c| c.is_whitespace() || c.is_control())
+    };
+    let access_token = access_token
+        .filter(|t| usable(t))
+        .ok_or_else(|| malformed("has no usable access_token"))?;
+    if refresh_token.as_deref().is_some_and(|t| !usable(t)) {
+        return Err(malformed("has an unusable refresh_token"));
+    }
+    let expires_at = match expires_in {
+        None => None,
+        Some(seconds) if seconds > 0 => Some(Utc::now() + chrono::Duration::seconds(seconds)),
+        Some(_) => return Err(malformed("has a non-positive expires_in")),
+    };
+    Ok(TokenSet {
+        access_token: SecretString::from(access_token),
+        refresh_token: refresh_token.map(SecretString::from),
+        expires_at,
+    })
+}
+
+/// The granted scopes: RFC 6749 section 5.1 lets the answer omit `scope` when it
+/// equals the requested scope.
+fn granted_scopes(answer_scope: Option<&str>, requested: &str) -> String {
+    normalize_scopes(answer_scope.unwrap_or(requested))
 }
 
 #[derive(Deserialize)]
@@ -218,9 +252,10 @@ fn google_failure(
         return OAuthError::Unavailable(format!("token endpoint answered {status}"));
     }
     match serde_json::from_value::<GoogleErrorAnswer>(body) {
-        Ok(answer) if answer.error == "invalid_grant" => {
-            OAuthError::InvalidGrant(answer.error_description.unwrap_or(answer.error))
-        }
+        Ok(answer) if answer.error == "invalid_grant" => OAuthError::InvalidGrant {
+            code: answer.error,
+            description: answer.error_description,
+        },
         Ok(answer) => OAuthError::Rejected {
             code: answer.error,
             description: answer.error_description,
@@ -269,7 +304,7 @@ pub async fn exchange_code(
             ];
             let (status, body, retry_after) = post_form(http, &settings.token_url, &form).await?;
             let answer = slack_answer(status, body, retry_after)?;
-            Ok(slack_grant(answer))
+            slack_grant(answer)
         }
     }
 }
@@ -279,29 +314,28 @@ async fn google_grant(
     settings: &ProviderConfig,
     answer: GoogleTokenAnswer,
 ) -> Result<Grant, OAuthError> {
+    let tokens = token_set(
+        Some(answer.access_token),
+        answer.refresh_token,
+        answer.expires_in,
+    )?;
     let claims = answer.id_token.as_deref().and_then(id_token_claims);
-    let mut account_name = claims
-        .as_ref()
-        .and_then(|c| c.get("email"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let account_avatar = claims
-        .as_ref()
-        .and_then(|c| c.get("picture"))
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    let access_token = SecretString::from(answer.access_token);
+    let claim = |name: &str| {
+        claims
+            .as_ref()
+            .and_then(|c| c.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let mut account_name = claim("email");
+    let account_avatar = claim("picture");
     if account_name.is_none() {
-        account_name = gmail_profile_email(http, settings, &access_token).await;
+        account_name = gmail_profile_email(http, settings, &tokens.access_token).await;
     }
     Ok(Grant {
-        tokens: TokenSet {
-            access_token,
-            refresh_token: answer.refresh_token.map(SecretString::from),
-            expires_at: expiry(answer.expires_in),
-        },
+        tokens,
         user_tokens: None,
-        scopes: normalize_scopes(answer.scope.as_deref().unwrap_or_default()),
+        scopes: granted_scopes(answer.scope.as_deref(), GOOGLE_SCOPES),
         user_scopes: String::new(),
         account_name,
         account_avatar,
@@ -364,7 +398,10 @@ fn slack_answer(
         | "token_revoked"
         | "token_expired"
         | "invalid_auth"
-        | "account_inactive" => OAuthError::InvalidGrant(code),
+        | "account_inactive" => OAuthError::InvalidGrant {
+            code,
+            description: None,
+        },
         "ratelimited" => OAuthError::RateLimited {
             retry_after: retry_after.unwrap_or(30),
         },
@@ -378,34 +415,25 @@ fn slack_answer(
     })
 }
 
-fn slack_grant(answer: SlackTokenAnswer) -> Grant {
-    let user = answer.authed_user.and_then(|user| {
-        let token = user.access_token?;
-        Some((
-            TokenSet {
-                access_token: SecretString::from(token),
-                refresh_token: user.refresh_token.map(SecretString::from),
-                expires_at: expiry(user.expires_in),
-            },
-            normalize_scopes(user.scope.as_deref().unwrap_or_default()),
-        ))
-    });
-    let (user_tokens, user_scopes) = match user {
-        Some((tokens, scopes)) => (Some(tokens), scopes),
-        None => (None, String::new()),
+fn slack_grant(answer: SlackTokenAnswer) -> Result<Grant, OAuthError> {
+    let (user_tokens, user_scopes) = match answer.authed_user {
+        Some(user) if user.access_token.is_some() => {
+            let tokens = token_set(user.access_token, user.refresh_token, user.expires_in)?;
+            (
+                Some(tokens),
+                granted_scopes(user.scope.as_deref(), SLACK_USER_SCOPES),
+            )
+        }
+        _ => (None, String::new()),
     };
-    Grant {
-        tokens: TokenSet {
-            access_token: SecretString::from(answer.access_token.unwrap_or_default()),
-            refresh_token: answer.refresh_token.map(SecretString::from),
-            expires_at: expiry(answer.expires_in),
-        },
+    Ok(Grant {
+        tokens: token_set(answer.access_token, answer.refresh_token, answer.expires_in)?,
         user_tokens,
-        scopes: normalize_scopes(answer.scope.as_deref().unwrap_or_default()),
+        scopes: granted_scopes(answer.scope.as_deref(), SLACK_BOT_SCOPES),
         user_scopes,
         account_name: answer.team.and_then(|team| team.name),
         account_avatar: None,
-    }
+    })
 }
 
 /// Scope lists as one space-separated string, whichever separator the provider used.
@@ -440,22 +468,15 @@ pub async fn refresh_token(
             }
             let answer: GoogleTokenAnswer = serde_json::from_value(body)
                 .map_err(|_| OAuthError::Unavailable("unreadable token answer".to_owned()))?;
-            Ok(TokenSet {
-                access_token: SecretString::from(answer.access_token),
-                refresh_token: answer.refresh_token.map(SecretString::from),
-                expires_at: expiry(answer.expires_in),
-            })
+            token_set(
+                Some(answer.access_token),
+                answer.refresh_token,
+                answer.expires_in,
+            )
         }
         Provider::Slack => {
             let answer = slack_answer(status, body, retry_after)?;
-            let access_token = answer
-                .access_token
-                .ok_or_else(|| OAuthError::Unavailable("refresh answer has no token".to_owned()))?;
-            Ok(TokenSet {
-                access_token: SecretString::from(access_token),
-                refresh_token: answer.refresh_token.map(SecretString::from),
-                expires_at: expiry(answer.expires_in),
-            })
+            token_set(answer.access_token, answer.refresh_token, answer.expires_in)
         }
     }
 }
@@ -496,6 +517,29 @@ pub async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malformed_token_answers_are_rejected() {
+        let token = |t: &str| Some(t.to_owned());
+        assert!(token_set(None, None, Some(3599)).is_err());
+        assert!(token_set(token(""), None, Some(3599)).is_err());
+        assert!(token_set(token("a b"), None, None).is_err());
+        assert!(token_set(token("ya29.x"), token(""), None).is_err());
+        assert!(token_set(token("ya29.x"), None, Some(-5)).is_err());
+        assert!(token_set(token("ya29.x"), None, Some(0)).is_err());
+        let good = token_set(token("ya29.x"), token("1//r"), Some(3599)).unwrap();
+        let lifetime = good.expires_at.unwrap() - Utc::now();
+        assert!(
+            lifetime > chrono::Duration::seconds(3500),
+            "expires_in is seconds"
+        );
+    }
+
+    #[test]
+    fn missing_scope_means_requested() {
+        assert_eq!(granted_scopes(None, "a,b"), "a b");
+        assert_eq!(granted_scopes(Some("a"), "a b"), "a");
+    }
 
     #[test]
     fn scopes_are_space_separated() {

@@ -37,14 +37,26 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
-        match error {
+        match &error {
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => StoreError::Unavailable(error),
-            other => StoreError::Database(other),
+            sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_transient_code) => {
+                StoreError::Unavailable(error)
+            }
+            _ => StoreError::Database(error),
         }
     }
+}
+
+/// Database error codes that mean "try again later" rather than a bad query:
+/// SQLite's SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes, and
+/// PostgreSQL's connection exceptions (class 08), shutdowns (57P01 to 57P03) and
+/// too many connections (53300).
+fn is_transient_code(code: &str) -> bool {
+    let sqlite_busy = code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6));
+    sqlite_busy || code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -272,4 +284,19 @@ pub(crate) fn parse_time(text: &str) -> StoreResult<DateTime<Utc>> {
 /// The stored form of a user id: '' is the org-wide connection.
 pub(crate) fn user_key(user_id: Option<&str>) -> &str {
     user_id.unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_and_connection_codes_are_transient() {
+        for code in ["5", "517", "6", "262", "08006", "57P01", "53300"] {
+            assert!(is_transient_code(code), "{code}");
+        }
+        for code in ["19", "2067", "23505", "42P01"] {
+            assert!(!is_transient_code(code), "{code}");
+        }
+    }
 }

@@ -104,7 +104,10 @@ async fn delete_removes_and_revokes() {
     app.connect("google", Some("alice")).await;
     let response = app.delete("/v1/connections/google", Some("alice")).await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.sandbox_requests("/google/revoke").await.len(), 1);
+    assert_eq!(
+        app.await_sandbox_requests("/google/revoke", 1).await.len(),
+        1
+    );
     let (status, error) =
         error_code(app.delete("/v1/connections/google", Some("alice")).await).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -170,7 +173,7 @@ async fn delete_survives_failed_revoke() {
         );
     }
     assert!(
-        !app.sandbox_requests("/slack/api/auth.revoke")
+        !app.await_sandbox_requests("/slack/api/auth.revoke", 1)
             .await
             .is_empty()
     );

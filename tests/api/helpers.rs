@@ -230,6 +230,19 @@ impl TestApp {
             .collect()
     }
 
+    /// Requests with this path prefix, waiting (up to 5 s) until there are at
+    /// least `count`: for calls the gateway makes after it has answered.
+    pub async fn await_sandbox_requests(&self, prefix: &str, count: usize) -> Vec<Value> {
+        for _ in 0..100 {
+            let requests = self.sandbox_requests(prefix).await;
+            if requests.len() >= count {
+                return requests;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.sandbox_requests(prefix).await
+    }
+
     /// POST to the sandbox control API.
     pub async fn sandbox_control(&self, path: &str, body: Value) -> Value {
         let response = self

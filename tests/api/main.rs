@@ -11,6 +11,7 @@ mod execute_gmail;
 mod execute_slack;
 mod gmail_send;
 mod gmail_sync;
+mod hardening;
 mod instances;
 mod lifecycle;
 mod oauth_flow;

@@ -54,6 +54,13 @@ impl GmailClient<'_> {
         message_id: &str,
         format: Format,
     ) -> Result<GmailMessage, ProviderError> {
+        // Ids come from the caller (checked already) or from Gmail's own answers;
+        // either way only a well-formed id may become part of the path.
+        if !is_valid_id(message_id) {
+            return Err(ProviderError::Unavailable(
+                "Gmail returned a malformed message id".to_owned(),
+            ));
+        }
         let mut request = self.request(Method::GET, &format!("messages/{message_id}"));
         request = match format {
             Format::Full => request.query(&[("format", "full")]),
@@ -194,7 +201,7 @@ fn gmail_failure(status: StatusCode, body: &Value, retry_after: Option<u64>) -> 
         StatusCode::FORBIDDEN if reason == "insufficientPermissions" => {
             ProviderError::MissingScope(message)
         }
-        status if status.is_server_error() => {
+        status if status.is_server_error() || status.is_redirection() => {
             ProviderError::Unavailable(format!("Gmail answered {status}: {reason}"))
         }
         _ => ProviderError::Rejected {

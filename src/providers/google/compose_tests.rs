@@ -537,3 +537,11 @@ fn reply_references_chain() {
         "<a@x.com> <c@x.com>"
     );
 }
+
+#[test]
+fn ascii_subject_that_looks_encoded_stays_literal() {
+    let subject = "=?utf-8?B?SGFja2Vk?=";
+    let raw = build(&simple_message(subject));
+    let parsed = MessageParser::default().parse(&raw).expect("parses");
+    assert_eq!(parsed.subject(), Some(subject));
+}
