@@ -106,8 +106,14 @@ fn slack_failure(method: &str, answer: &Value) -> ProviderError {
         c if REVOKED_CODES.contains(&c) => ProviderError::Revoked(code),
         "token_expired" => ProviderError::Unauthorized,
         "missing_scope" | "not_allowed_token_type" => {
-            let needed = answer.get("needed").and_then(Value::as_str).unwrap_or("");
-            ProviderError::MissingScope(format!("{method} needs scope {needed} ({code})"))
+            let needed = answer
+                .get("needed")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty());
+            ProviderError::MissingScope(match needed {
+                Some(needed) => format!("Slack {method} needs scope {needed} ({code})"),
+                None => format!("Slack {method} needs a scope this token lacks ({code})"),
+            })
         }
         "ratelimited" | "rate_limited" => ProviderError::RateLimited { retry_after: 30 },
         "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => {

@@ -477,9 +477,18 @@ fn id_field(name: &str, ids: &[String]) -> String {
 
 /// Builds the MIME body: the text (and HTML) part, wrapped in `multipart/mixed` with the
 /// attachments when there are any.
+/// Text in the canonical form of RFC 2046 section 4.1.1: every line break CRLF,
+/// whatever the client sent (LF, CR or CRLF). Base64 keeps bare LFs otherwise.
+fn canonical_line_breaks(text: &str) -> String {
+    text.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\r\n")
+}
+
 fn body_part(message: &OutgoingMessage) -> MimePart<'static> {
-    let text = MimePart::new("text/plain", message.text.clone());
-    let content = match message.html.clone() {
+    let text = MimePart::new("text/plain", canonical_line_breaks(&message.text));
+    let html = message.html.as_deref().map(canonical_line_breaks);
+    let content = match html {
         Some(html) if message.text.is_empty() => MimePart::new("text/html", html),
         Some(html) => MimePart::new(
             "multipart/alternative",

@@ -545,3 +545,23 @@ fn ascii_subject_that_looks_encoded_stays_literal() {
     let parsed = MessageParser::default().parse(&raw).expect("parses");
     assert_eq!(parsed.subject(), Some(subject));
 }
+
+#[test]
+fn body_line_breaks_become_crlf() {
+    for text in ["one\ntwo\rthree\r\nfour", "é\nü"] {
+        let mut message = simple_message("Lines");
+        message.text = text.to_string();
+        message.html = Some(format!("<p>{text}</p>"));
+        let raw = build(&message);
+        let parsed = MessageParser::default().parse(&raw).expect("parses");
+        let body = parsed.body_text(0).expect("text part").into_owned();
+        assert!(
+            !body.replace("\r\n", "").contains(['\r', '\n']),
+            "bare line break in {body:?}"
+        );
+        assert_eq!(
+            body.matches("\r\n").count(),
+            text.matches(['\r', '\n']).count() - text.matches("\r\n").count()
+        );
+    }
+}
