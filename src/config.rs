@@ -34,7 +34,7 @@ pub const DEFAULT_PROVIDER_TIMEOUT: Duration = Duration::from_secs(30);
 /// OAuth client and endpoints of one provider.
 #[derive(Debug, Clone)]
 pub struct ProviderConfig {
-    /// `None` when the client id or secret is not set: authorize answers `provider_not_configured`.
+    /// `None` when the client id or secret is not set: authorize returns `provider_not_configured`.
     pub client: Option<OAuthClient>,
     pub authorize_url: String,
     /// Token endpoint; for Slack it is `{api_url}/oauth.v2.access`.

@@ -148,10 +148,10 @@ pub async fn post_message(
         _ => {
             tracing::warn!(
                 connection_id = %connection.record.id,
-                "chat.postMessage answered ok without channel or ts"
+                "chat.postMessage returned ok without channel or ts"
             );
             Err(ApiError::ProviderUnavailable(
-                "Slack answered chat.postMessage without a channel or ts".to_owned(),
+                "Slack's chat.postMessage response has no channel or ts".to_owned(),
             ))
         }
     }

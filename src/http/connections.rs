@@ -200,7 +200,7 @@ async fn callback(
 }
 
 /// `302 Found` to `url`: the callback's redirect status that the API contract fixes.
-/// axum's `Redirect::to` would answer `303 See Other`.
+/// axum's `Redirect::to` would respond `303 See Other`.
 fn found(url: &str) -> Response {
     match HeaderValue::from_str(url) {
         Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
@@ -472,7 +472,7 @@ async fn delete(
             },
             on_delete: true,
         })?;
-    // Revocation runs on after the answer, so a slow provider cannot hold the client.
+    // Revocation runs after the response, so a slow provider cannot hold the client.
     tokio::spawn(async move { revoke_best_effort(&state, removed).await });
     Ok(StatusCode::NO_CONTENT)
 }

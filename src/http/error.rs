@@ -52,7 +52,7 @@ pub enum ApiError {
     ProviderRateLimited { retry_after: u64 },
     #[error("{0}")]
     ProviderUnavailable(String),
-    #[error("the provider did not answer in time")]
+    #[error("the provider timed out")]
     ProviderTimeout,
     #[error("the database is unavailable; retry shortly")]
     DatabaseUnavailable,

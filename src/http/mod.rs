@@ -136,7 +136,7 @@ async fn method_not_allowed(request: Request) -> ApiError {
     ApiError::MethodNotAllowed(request.method().to_string())
 }
 
-/// Reports whether the database answers; needs no API key.
+/// Reports whether the database responds. Needs no API key.
 async fn health(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => axum::Json(serde_json::json!({"status": "ok", "database": "ok"})).into_response(),

@@ -78,7 +78,7 @@ pub struct TokenSet {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// What a successful code exchange grants.
+/// The tokens, scopes and account identity of a successful code exchange.
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub tokens: TokenSet,
@@ -112,7 +112,7 @@ pub enum OAuthError {
     RateLimited { retry_after: u64 },
     #[error("the provider's token endpoint failed: {0}")]
     Unavailable(String),
-    #[error("the provider's token endpoint did not answer in time")]
+    #[error("the provider's token endpoint timed out")]
     Timeout,
 }
 
@@ -140,8 +140,8 @@ pub(crate) fn without_url(error: &reqwest::Error) -> String {
     text
 }
 
-/// Checks the token fields of a provider answer and turns `expires_in` (seconds)
-/// into an absolute expiry. An answer without a usable access token, with an empty
+/// Checks the token fields of a provider response and turns `expires_in` (seconds)
+/// into an absolute expiry. A response without a usable access token, with an empty
 /// refresh token or with a non-positive lifetime is a provider failure, so nothing
 /// built from it is ever stored.
 fn token_set(
@@ -149,7 +149,7 @@ fn token_set(
     refresh_token: Option<String>,
     expires_in: Option<i64>,
 ) -> Result<TokenSet, OAuthError> {
-    let malformed = |what: &str| OAuthError::Unavailable(format!("the token answer {what}"));
+    let malformed = |what: &str| OAuthError::Unavailable(format!("the token response {what}"));
     let usable = |token: &str| {
         !token.is_empty() && !token.chars().any(|c| c.is_whitespace() || c.is_control())
     };
@@ -171,7 +171,7 @@ fn token_set(
     })
 }
 
-/// The granted scopes: RFC 6749 section 5.1 lets the answer omit `scope` when it
+/// The granted scopes: RFC 6749 section 5.1 lets the response omit `scope` when it
 /// equals the requested scope.
 fn granted_scopes(answer_scope: Option<&str>, requested: &str) -> String {
     normalize_scopes(answer_scope.unwrap_or(requested))
@@ -249,7 +249,7 @@ fn google_failure(
         };
     }
     if status.is_server_error() {
-        return OAuthError::Unavailable(format!("token endpoint answered {status}"));
+        return OAuthError::Unavailable(format!("the token endpoint returned {status}"));
     }
     match serde_json::from_value::<GoogleErrorAnswer>(body) {
         Ok(answer) if answer.error == "invalid_grant" => OAuthError::InvalidGrant {
@@ -260,7 +260,7 @@ fn google_failure(
             code: answer.error,
             description: answer.error_description,
         },
-        Err(_) => OAuthError::Unavailable(format!("token endpoint answered {status}")),
+        Err(_) => OAuthError::Unavailable(format!("the token endpoint returned {status}")),
     }
 }
 
@@ -291,8 +291,9 @@ pub async fn exchange_code(
             if !status.is_success() {
                 return Err(google_failure(status, body, retry_after));
             }
-            let answer: GoogleTokenAnswer = serde_json::from_value(body)
-                .map_err(|_| OAuthError::Unavailable("unreadable token answer".to_owned()))?;
+            let answer: GoogleTokenAnswer = serde_json::from_value(body).map_err(|_| {
+                OAuthError::Unavailable("the token response is not valid JSON".to_owned())
+            })?;
             google_grant(http, settings, answer).await
         }
         Provider::Slack => {
@@ -342,16 +343,16 @@ async fn google_grant(
     })
 }
 
-/// The payload claims of an ID token. The token came straight from Google's token
-/// endpoint over TLS, so its signature need not be checked (OpenID Connect Core
-/// 1.0, section 3.1.3.7).
+/// Decodes the payload claims of an ID token. The token came straight from Google's
+/// token endpoint over TLS, so the gateway relies on TLS instead of checking the
+/// token's signature.
 fn id_token_claims(id_token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let payload = id_token.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The mailbox address from Gmail's profile, when the ID token had none.
+/// Fetches the mailbox address from Gmail's profile, for when the ID token has none.
 async fn gmail_profile_email(
     http: &reqwest::Client,
     settings: &ProviderConfig,
@@ -381,11 +382,12 @@ fn slack_answer(
     }
     if !status.is_success() {
         return Err(OAuthError::Unavailable(format!(
-            "oauth.v2.access answered {status}"
+            "oauth.v2.access returned {status}"
         )));
     }
-    let answer: SlackTokenAnswer = serde_json::from_value(body)
-        .map_err(|_| OAuthError::Unavailable("unreadable oauth.v2.access answer".to_owned()))?;
+    let answer: SlackTokenAnswer = serde_json::from_value(body).map_err(|_| {
+        OAuthError::Unavailable("the oauth.v2.access response is not valid JSON".to_owned())
+    })?;
     if answer.ok {
         return Ok(answer);
     }
@@ -445,8 +447,8 @@ pub fn normalize_scopes(scopes: &str) -> String {
         .join(" ")
 }
 
-/// Uses a refresh token. Google may omit `refresh_token` in the answer: the caller
-/// keeps the old one then. Slack with token rotation always returns a new one.
+/// Uses a refresh token. Google may omit `refresh_token` in the response, and then
+/// the caller keeps the old one. Slack with token rotation always returns a new one.
 pub async fn refresh_token(
     http: &reqwest::Client,
     provider: Provider,
@@ -466,8 +468,9 @@ pub async fn refresh_token(
             if !status.is_success() {
                 return Err(google_failure(status, body, retry_after));
             }
-            let answer: GoogleTokenAnswer = serde_json::from_value(body)
-                .map_err(|_| OAuthError::Unavailable("unreadable token answer".to_owned()))?;
+            let answer: GoogleTokenAnswer = serde_json::from_value(body).map_err(|_| {
+                OAuthError::Unavailable("the token response is not valid JSON".to_owned())
+            })?;
             token_set(
                 Some(answer.access_token),
                 answer.refresh_token,

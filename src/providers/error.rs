@@ -19,7 +19,7 @@ pub enum ProviderError {
     RateLimited { retry_after: u64 },
     #[error("the provider failed: {0}")]
     Unavailable(String),
-    #[error("the provider did not answer in time")]
+    #[error("the provider timed out")]
     Timeout,
 }
 

@@ -1,4 +1,4 @@
-//! Slack Web API client: every method answers HTTP 200 with `ok: false` on failure,
+//! Slack Web API client: every method returns HTTP 200 with `ok: false` on failure,
 //! so the `ok` flag, not the status, decides success.
 
 use secrecy::{ExposeSecret, SecretString};
@@ -38,7 +38,7 @@ pub struct PostMessage<'a> {
 }
 
 impl SlackClient<'_> {
-    /// Calls a Web API method with a JSON body and returns the whole `ok: true` answer.
+    /// Calls a Web API method with a JSON body and returns the whole `ok: true` response.
     pub async fn call(
         &self,
         method: &str,
@@ -64,11 +64,11 @@ impl SlackClient<'_> {
         }
         if status.is_server_error() {
             return Err(ProviderError::Unavailable(format!(
-                "{method} answered {status}"
+                "{method} returned {status}"
             )));
         }
         let answer: Value = response.json().await.map_err(|_| {
-            ProviderError::Unavailable(format!("{method} answered {status} without JSON"))
+            ProviderError::Unavailable(format!("{method} returned {status} without JSON"))
         })?;
         if answer.get("ok").and_then(Value::as_bool) == Some(true) {
             return Ok(answer);
@@ -95,7 +95,7 @@ impl SlackClient<'_> {
     }
 }
 
-/// Maps an `ok: false` answer to the gateway's provider errors.
+/// Maps an `ok: false` response to the gateway's provider errors.
 fn slack_failure(method: &str, answer: &Value) -> ProviderError {
     let code = answer
         .get("error")

@@ -23,7 +23,7 @@ use crate::Provider;
 /// Failure of a store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or did not answer in time.
+    /// The database could not be reached or timed out.
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
@@ -171,7 +171,7 @@ pub trait RefreshLease: Send {
 /// The storage interface; SQLite and PostgreSQL implement it.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Checks that the database answers.
+    /// Checks that the database responds.
     async fn ping(&self) -> StoreResult<()>;
 
     async fn create_tenant(&self, name: &str) -> StoreResult<Tenant>;

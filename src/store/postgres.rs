@@ -1,7 +1,7 @@
 //! The PostgreSQL store, shared by several gateway instances.
 //!
 //! The pool connects lazily and migrations run on first use, so a gateway whose
-//! database is down at start-up still starts, answers `503 database_unavailable`,
+//! database is down at start-up still starts, responds `503 database_unavailable`,
 //! and recovers by itself once the database is back.
 
 use std::str::FromStr;

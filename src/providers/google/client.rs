@@ -54,7 +54,7 @@ impl GmailClient<'_> {
         message_id: &str,
         format: Format,
     ) -> Result<GmailMessage, ProviderError> {
-        // Ids come from the caller (checked already) or from Gmail's own answers;
+        // Ids come from the caller (checked already) or from Gmail's own responses,
         // either way only a well-formed id may become part of the path.
         if !is_valid_id(message_id) {
             return Err(ProviderError::Unavailable(
@@ -170,7 +170,7 @@ async fn send<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, Provide
     Err(gmail_failure(status, &body, retry_after))
 }
 
-/// Maps a Gmail error answer (`{"error": {"code", "message", "errors": [{"reason"}]}}`).
+/// Maps a Gmail error response (`{"error": {"code", "message", "errors": [{"reason"}]}}`).
 fn gmail_failure(status: StatusCode, body: &Value, retry_after: Option<u64>) -> ProviderError {
     let error = body.get("error");
     let reason = error
@@ -202,7 +202,7 @@ fn gmail_failure(status: StatusCode, body: &Value, retry_after: Option<u64>) -> 
             ProviderError::MissingScope(message)
         }
         status if status.is_server_error() || status.is_redirection() => {
-            ProviderError::Unavailable(format!("Gmail answered {status}: {reason}"))
+            ProviderError::Unavailable(format!("Gmail returned {status}: {reason}"))
         }
         _ => ProviderError::Rejected {
             code: reason,
