@@ -109,22 +109,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn print(value: &serde_json::Value) {
-    println!("{value}");
+/// Writes one JSON line to stdout. A closed pipe is an error, not a panic.
+fn print(value: &serde_json::Value) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{value}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Longest tenant name accepted, in characters.
+const MAX_TENANT_NAME_CHARS: usize = 200;
+
+fn check_tenant_name(name: &str) -> anyhow::Result<&str> {
+    let name = name.trim();
+    anyhow::ensure!(!name.is_empty(), "--name must not be empty");
+    anyhow::ensure!(
+        name.chars().count() <= MAX_TENANT_NAME_CHARS,
+        "--name must be at most {MAX_TENANT_NAME_CHARS} characters"
+    );
+    anyhow::ensure!(
+        !name.chars().any(char::is_control),
+        "--name must not contain control characters"
+    );
+    Ok(name)
 }
 
 async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
     match command {
         TenantCommand::Create { name, db } => {
-            let name = name.trim();
-            anyhow::ensure!(!name.is_empty(), "--name must not be empty");
+            let name = check_tenant_name(&name)?;
             let store = store::connect(&db.database_url, 2).await?;
             let tenant = store.create_tenant(name).await?;
-            print(&json!({"id": tenant.id, "name": tenant.name}));
+            print(&json!({"id": tenant.id, "name": tenant.name}))?;
         }
         TenantCommand::List { db } => {
             let store = store::connect(&db.database_url, 2).await?;
-            print(&serde_json::to_value(store.list_tenants().await?)?);
+            print(&serde_json::to_value(store.list_tenants().await?)?)?;
         }
         TenantCommand::AllowRedirect { tenant, origin, db } => {
             let origin = parse_origin(&origin)?;
@@ -134,7 +155,7 @@ async fn tenant(command: TenantCommand) -> anyhow::Result<()> {
                 "no tenant has id {tenant}"
             );
             store.add_redirect_origin(&tenant, &origin).await?;
-            print(&json!({"tenant": tenant, "origin": origin}));
+            print(&json!({"tenant": tenant, "origin": origin}))?;
         }
     }
     Ok(())
@@ -171,17 +192,28 @@ async fn key(command: KeyCommand) -> anyhow::Result<()> {
         KeyCommand::Create { tenant, name, db } => {
             let store = store::connect(&db.database_url, 2).await?;
             let created = create_api_key(store.as_ref(), &tenant, name).await?;
-            print(&created);
+            if let Err(error) = print(&created) {
+                // The key is shown only here: one that cannot be shown must not stay valid.
+                let key_id = created["id"].as_str().unwrap_or_default();
+                store.revoke_api_key(key_id, chrono::Utc::now()).await?;
+                anyhow::bail!(
+                    "could not print the new key ({error}); it was revoked, create another"
+                );
+            }
         }
         KeyCommand::List { tenant, db } => {
             let store = store::connect(&db.database_url, 2).await?;
-            print(&serde_json::to_value(store.list_api_keys(&tenant).await?)?);
+            anyhow::ensure!(
+                store.get_tenant(&tenant).await?.is_some(),
+                "no tenant has id {tenant}"
+            );
+            print(&serde_json::to_value(store.list_api_keys(&tenant).await?)?)?;
         }
         KeyCommand::Revoke { key_id, db } => {
             let store = store::connect(&db.database_url, 2).await?;
             let revoked = store.revoke_api_key(&key_id, chrono::Utc::now()).await?;
             anyhow::ensure!(revoked, "no active API key has id {key_id}");
-            print(&json!({"id": key_id, "revoked": true}));
+            print(&json!({"id": key_id, "revoked": true}))?;
         }
     }
     Ok(())
@@ -233,6 +265,15 @@ mod tests {
             parse_origin("http://localhost:3000").unwrap(),
             "http://localhost:3000"
         );
+    }
+
+    #[test]
+    fn tenant_names_are_checked() {
+        assert_eq!(check_tenant_name("  Acme  ").unwrap(), "Acme");
+        assert!(check_tenant_name(" ").is_err());
+        assert!(check_tenant_name("a\u{1}b").is_err());
+        assert!(check_tenant_name(&"x".repeat(201)).is_err());
+        assert!(check_tenant_name(&"é".repeat(200)).is_ok());
     }
 
     #[test]

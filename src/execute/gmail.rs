@@ -97,6 +97,12 @@ impl ReadInput {
     /// Checks the fields before any connection is looked up; returns the page size.
     pub fn check_limits(&self) -> Result<u32, ApiError> {
         let max_results = bounded(self.max_results, 5, 500, "maxResults")?;
+        if self.message_id.is_some() && (self.query.is_some() || self.max_results.is_some()) {
+            return Err(ApiError::invalid(
+                "messageId",
+                "messageId reads one message; send it without query and maxResults",
+            ));
+        }
         if let Some(query) = &self.query
             && query.chars().count() > MAX_QUERY_CHARS
         {
@@ -385,6 +391,17 @@ pub async fn send(
                 let mut thread_id = input.thread_id.clone();
                 if let Some(parent_id) = &input.in_reply_to {
                     let parent = gmail.get_message(parent_id, Format::Metadata).await?;
+                    if let (Some(given), Some(parent_thread)) = (&thread_id, &parent.thread_id)
+                        && given != parent_thread
+                    {
+                        return Err(ProviderError::InvalidInput {
+                            param: "threadId",
+                            message: format!(
+                                "threadId {given} is not the thread of inReplyTo {parent_id}; \
+                                 omit threadId when replying"
+                            ),
+                        });
+                    }
                     apply_reply(&mut message, &parent, input.subject.as_deref());
                     thread_id = parent.thread_id.clone().or(thread_id);
                 }
@@ -436,8 +453,13 @@ fn apply_reply(
     parent: &crate::providers::google::wire::GmailMessage,
     subject: Option<&str>,
 ) {
-    let parent_subject = header(parent, "Subject").unwrap_or_default();
-    message.subject = reply_subject(subject.unwrap_or(parent_subject));
+    // Gmail keeps a reply in the parent's thread only when the subjects match, so
+    // the parent's subject wins; the request's subject is used only when the
+    // parent has none.
+    let parent_subject = header(parent, "Subject")
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    message.subject = reply_subject(parent_subject.or(subject).unwrap_or_default());
     if let Some(message_id) = header(parent, "Message-ID") {
         message.in_reply_to = Some(message_id.to_owned());
         message.references = Some(reply_references(

@@ -140,6 +140,7 @@ impl Connection {
                 ))
             }
             ProviderError::Timeout => ApiError::ProviderTimeout,
+            ProviderError::InvalidInput { param, message } => ApiError::invalid(param, message),
         }
     }
 

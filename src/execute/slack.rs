@@ -193,10 +193,22 @@ impl SearchInput {
     fn slack_query(&self) -> String {
         match self.channel.as_deref() {
             Some(name) if name.starts_with('#') => format!("{} in:{name}", self.query),
-            Some(id) => format!("{} in:<#{id}>", self.query),
+            Some(id) if is_channel_id(id) => format!("{} in:<#{id}>", self.query),
+            Some(name) => format!("{} in:#{name}", self.query),
             None => self.query.clone(),
         }
     }
+}
+
+/// Whether `channel` looks like a Slack conversation id (`C…`, `G…` or `D…` and
+/// upper-case letters and digits) rather than a channel name, which Slack keeps
+/// lower-case.
+fn is_channel_id(channel: &str) -> bool {
+    channel.len() >= 9
+        && channel.starts_with(['C', 'G', 'D'])
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 #[derive(Debug, Serialize)]
@@ -297,6 +309,19 @@ mod tests {
     fn text_or_blocks_required() {
         assert!(input(None, None).validate().is_err());
         assert!(input(Some(""), None).validate().is_err());
+    }
+
+    #[test]
+    fn search_channel_by_id_or_name() {
+        let search = |channel: &str| SearchInput {
+            query: "report".to_owned(),
+            max_results: None,
+            channel: Some(channel.to_owned()),
+        };
+        assert_eq!(search("C0GENERAL").slack_query(), "report in:<#C0GENERAL>");
+        assert_eq!(search("#general").slack_query(), "report in:#general");
+        assert_eq!(search("general").slack_query(), "report in:#general");
+        assert_eq!(search("Cafe").slack_query(), "report in:#Cafe");
     }
 
     #[test]

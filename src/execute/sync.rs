@@ -79,8 +79,29 @@ impl Cursor {
     }
 }
 
+/// Whether `text` is a Gmail history id: an unsigned 64-bit number in decimal.
 fn is_history_id(text: &str) -> bool {
-    !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit())
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u64>().is_ok()
+}
+
+/// Maps Gmail's rejection of the page token carried in our cursor to a 400 on
+/// `pageToken`: Gmail rejects only tokens that were altered or have expired.
+fn page_token_error(error: ProviderError, cursor: &Cursor) -> ProviderError {
+    match error {
+        ProviderError::Rejected { code, .. }
+            if cursor.gmail.is_some()
+                && matches!(
+                    code.as_str(),
+                    "invalidArgument" | "badRequest" | "INVALID_ARGUMENT"
+                ) =>
+        {
+            ProviderError::InvalidInput {
+                param: "pageToken",
+                message: "Gmail no longer accepts this pageToken; start a new run".to_owned(),
+            }
+        }
+        other => other,
+    }
 }
 
 /// A checked sync request.
@@ -136,6 +157,12 @@ impl SyncInput {
                 return Err(ApiError::invalid(
                     "historyId",
                     "historyId is required for incremental sync",
+                ));
+            }
+            ("initial", Some(_)) => {
+                return Err(ApiError::invalid(
+                    "historyId",
+                    "historyId applies to incremental sync only; omit it for mode initial",
                 ));
             }
             _ => None,
@@ -239,7 +266,8 @@ async fn initial_page(
     let query = format!("after:{}", cursor.after);
     let list = gmail
         .list_messages(&query, page_size, cursor.gmail.as_deref())
-        .await?;
+        .await
+        .map_err(|error| page_token_error(error, &cursor))?;
     let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
     let (messages, _) = fetch_full(gmail, &ids).await?;
     let next_page_token = list.next_page_token.map(|gmail| {
@@ -273,7 +301,7 @@ async fn incremental_page(
             tracing::info!(start = %cursor.history, "history id expired; running an initial sync");
             return begin_initial(gmail, days, page_size, true, &cursor.connection).await;
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(page_token_error(error, &cursor)),
     };
     let changes = collect_changes(&page.history);
     let (messages, gone) = fetch_full(gmail, &changes.changed).await?;

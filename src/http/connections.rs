@@ -472,9 +472,46 @@ async fn delete(
             },
             on_delete: true,
         })?;
-    // Revocation runs after the response, so a slow provider cannot hold the client.
-    tokio::spawn(async move { revoke_best_effort(&state, removed).await });
+    revoke_unless_shared(&state, removed).await;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Longest wait for the provider's revocation endpoint on DELETE.
+const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Revokes the removed connection's grant unless another connection (of any tenant
+/// or user) is to the same provider account: Google revokes the whole grant of an
+/// account for this OAuth client, and a Slack workspace shares one bot token, so
+/// revoking would break the other connection too.
+async fn revoke_unless_shared(state: &AppState, removed: ConnectionRecord) {
+    if let Some(account) = &removed.account_name {
+        match state
+            .store
+            .count_account_connections(removed.provider, account)
+            .await
+        {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::info!(
+                    connection_id = %removed.id,
+                    "grant not revoked: another connection uses the same account"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(connection_id = %removed.id, error = %error, "grant not revoked");
+                return;
+            }
+        }
+    }
+    let connection_id = removed.id.clone();
+    let revocation = revoke_best_effort(state, removed);
+    if tokio::time::timeout(REVOKE_TIMEOUT, revocation)
+        .await
+        .is_err()
+    {
+        tracing::warn!(connection_id = %connection_id, "revocation at the provider timed out");
+    }
 }
 
 /// Revokes the grant at the provider; a failure is logged and changes nothing.

@@ -21,6 +21,13 @@ pub enum ProviderError {
     Unavailable(String),
     #[error("the provider timed out")]
     Timeout,
+    /// A request field turned out invalid only once the provider was consulted,
+    /// such as a page token that Gmail no longer accepts.
+    #[error("{message}")]
+    InvalidInput {
+        param: &'static str,
+        message: String,
+    },
 }
 
 impl ProviderError {

@@ -70,10 +70,17 @@ impl SlackClient<'_> {
         let answer: Value = response.json().await.map_err(|_| {
             ProviderError::Unavailable(format!("{method} returned {status} without JSON"))
         })?;
-        if answer.get("ok").and_then(Value::as_bool) == Some(true) {
-            return Ok(answer);
+        match (
+            answer.get("ok").and_then(Value::as_bool),
+            answer.get("error"),
+        ) {
+            (Some(true), _) => Ok(answer),
+            (Some(false), Some(Value::String(_))) => Err(slack_failure(method, &answer)),
+            // Every Slack answer has a boolean `ok`, and `ok: false` names its error.
+            _ => Err(ProviderError::Unavailable(format!(
+                "{method} returned a response without ok or error"
+            ))),
         }
-        Err(slack_failure(method, &answer))
     }
 
     pub async fn post_message(

@@ -224,6 +224,13 @@ pub trait Store: Send + Sync + 'static {
         provider: Provider,
         user_id: Option<&str>,
     ) -> StoreResult<Option<ConnectionRecord>>;
+    /// Counts the connections, across every tenant, to one provider account. Used
+    /// only inside the gateway, to keep a shared grant from being revoked.
+    async fn count_account_connections(
+        &self,
+        provider: Provider,
+        account_name: &str,
+    ) -> StoreResult<i64>;
     /// Replaces the tokens of connection `id`; returns false when it no longer exists.
     async fn update_connection_tokens(
         &self,

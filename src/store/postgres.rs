@@ -452,6 +452,22 @@ impl Store for PostgresStore {
         row.as_ref().map(connection_from_row).transpose()
     }
 
+    async fn count_account_connections(
+        &self,
+        provider: Provider,
+        account_name: &str,
+    ) -> StoreResult<i64> {
+        self.ready().await?;
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM connections WHERE provider = $1 AND account_name = $2",
+        )
+        .bind(provider.as_str())
+        .bind(account_name)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     async fn update_connection_tokens(
         &self,
         id: &str,

@@ -374,6 +374,21 @@ impl Store for SqliteStore {
         row.as_ref().map(connection_from_row).transpose()
     }
 
+    async fn count_account_connections(
+        &self,
+        provider: Provider,
+        account_name: &str,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM connections WHERE provider = ? AND account_name = ?",
+        )
+        .bind(provider.as_str())
+        .bind(account_name)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
     async fn update_connection_tokens(
         &self,
         id: &str,

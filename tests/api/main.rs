@@ -12,6 +12,7 @@ mod execute_slack;
 mod gmail_send;
 mod gmail_sync;
 mod hardening;
+mod hardening_more;
 mod instances;
 mod lifecycle;
 mod oauth_flow;

@@ -1,0 +1,234 @@
+//! More inputs that broke earlier versions: replies, page tokens, ignored
+//! fields, malformed Slack responses, shared grants and the command line.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code, simple_eml};
+
+/// The subject of a message in alice's mailbox, read through the gateway.
+async fn subject_of(app: &TestApp, id: &str) -> String {
+    let message: Value = app
+        .client
+        .post(app.url("/v1/execute/gmail/read"))
+        .bearer_auth(&app.key)
+        .json(&json!({"messageId": id, "userId": "alice"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    message["messages"][0]["subject"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn reply_keeps_parent_subject() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    let parent = app.add_message(&simple_eml("Budget 2027", "numbers")).await;
+    let body = json!({"to": "bob@example.com", "subject": "Totally different", "body": "ok",
+        "inReplyTo": parent, "userId": "alice"});
+    let response = app.execute("gmail/send", body, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let sent: Value = response.json().await.unwrap();
+    let subject = subject_of(&app, sent["id"].as_str().unwrap()).await;
+    assert_eq!(subject, "Re: Budget 2027");
+}
+
+#[tokio::test]
+async fn reply_with_foreign_thread_is_400() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    let parent = app.add_message(&simple_eml("Budget", "numbers")).await;
+    let other = app.add_message(&simple_eml("Other topic", "words")).await;
+    let body = json!({"to": "bob@example.com", "body": "ok", "inReplyTo": parent,
+        "threadId": other, "userId": "alice"});
+    let (status, error) = error_code(app.execute("gmail/send", body, None).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["param"], "threadId");
+    assert!(
+        app.sandbox_requests("/gmail/v1/users/me/messages/send")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn contradictory_fields_are_400() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    let cases = [
+        (
+            "gmail/read",
+            json!({"messageId": "abc123", "query": "x", "userId": "alice"}),
+            "messageId",
+        ),
+        (
+            "gmail/sync",
+            json!({"mode": "initial", "historyId": "123", "userId": "alice"}),
+            "historyId",
+        ),
+        (
+            "gmail/sync",
+            json!({"mode": "incremental", "historyId": "18446744073709551616", "userId": "alice"}),
+            "historyId",
+        ),
+    ];
+    for (action, body, param) in cases {
+        let (status, error) = error_code(app.execute(action, body.clone(), None).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error["param"], param, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn altered_gmail_page_token_is_400() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    for n in 0..3 {
+        app.add_message(&simple_eml(&format!("m{n}"), "body")).await;
+    }
+    let first: Value = app
+        .execute(
+            "gmail/sync",
+            json!({"mode": "initial", "maxResults": 1, "userId": "alice"}),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = first["nextPageToken"].as_str().expect("a second page");
+    let mut cursor: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token).unwrap()).unwrap();
+    cursor["gmail"] = json!("tampered-token");
+    let altered = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap());
+    let body = json!({"mode": "initial", "pageToken": altered, "userId": "alice"});
+    let (status, error) = error_code(app.execute("gmail/sync", body, None).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["param"], "pageToken");
+}
+
+#[tokio::test]
+async fn malformed_slack_responses_are_502() {
+    let app = TestApp::spawn().await;
+    app.connect("slack", Some("alice")).await;
+    for body in [
+        json!("not json"),
+        json!({"ok": false}),
+        json!({"channel": "C0GENERAL"}),
+    ] {
+        let fault = json!({"path": "/slack/api/chat.postMessage", "status": 200, "body": body});
+        app.sandbox_control("faults", fault).await;
+        let message = json!({"channel": "#general", "text": "x", "userId": "alice"});
+        let (status, error) = error_code(app.execute("slack/message", message, None).await).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_eq!(error["code"], "provider_unavailable", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn shared_grant_is_not_revoked() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("bob")).await;
+    app.connect("google", Some("carol")).await;
+    let response = app.delete("/v1/connections/google", Some("bob")).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert!(
+        app.sandbox_requests("/google/revoke").await.is_empty(),
+        "carol shares the grant"
+    );
+    let response = app
+        .execute("gmail/read", json!({"userId": "carol"}), None)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = app.delete("/v1/connections/google", Some("carol")).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.sandbox_requests("/google/revoke").await.len(),
+        1,
+        "last one revokes"
+    );
+}
+
+/// Runs the `patchbay` binary on the test database; returns (success, stdout, stderr).
+fn patchbay(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_patchbay"))
+        .args(args)
+        .env("PATCHBAY_DATABASE_URL", &app.database_url)
+        .output()
+        .expect("patchbay runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_rejects_bad_input() {
+    let app = TestApp::spawn().await;
+    let (ok, _, stderr) = patchbay(&app, &["tenant", "create", "--name", "a\u{1}b"]);
+    assert!(!ok);
+    assert!(stderr.contains("control characters"), "{stderr}");
+    let (ok, _, stderr) = patchbay(&app, &["key", "list", "--tenant", "ten_nonexistent"]);
+    assert!(!ok);
+    assert!(stderr.contains("no tenant"), "{stderr}");
+    let (ok, _, stderr) = patchbay(
+        &app,
+        &[
+            "tenant",
+            "allow-redirect",
+            "--tenant",
+            &app.tenant_id,
+            "https://*.example.com",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("wildcards"), "{stderr}");
+}
+
+#[tokio::test]
+async fn cli_creates_and_revokes_keys() {
+    let app = TestApp::spawn().await;
+    let (ok, stdout, stderr) = patchbay(&app, &["tenant", "create", "--name", "Globex"]);
+    assert!(ok, "{stderr}");
+    let tenant: Value = serde_json::from_str(&stdout).unwrap();
+    let tenant_id = tenant["id"].as_str().unwrap();
+    let (ok, stdout, _) = patchbay(
+        &app,
+        &["key", "create", "--tenant", tenant_id, "--name", "ci"],
+    );
+    assert!(ok);
+    let key: Value = serde_json::from_str(&stdout).unwrap();
+    let secret = key["key"].as_str().unwrap();
+    assert!(secret.starts_with("pb_live_"));
+    assert!(secret.ends_with(key["keyHint"].as_str().unwrap()));
+    let list = app
+        .client
+        .get(app.url("/v1/connections"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::OK);
+    let (ok, stdout, _) = patchbay(&app, &["key", "list", "--tenant", tenant_id]);
+    assert!(ok);
+    assert!(!stdout.contains(secret), "a listing never shows the key");
+    let (ok, _, _) = patchbay(&app, &["key", "revoke", key["id"].as_str().unwrap()]);
+    assert!(ok);
+    let list = app
+        .client
+        .get(app.url("/v1/connections"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), StatusCode::UNAUTHORIZED);
+}
