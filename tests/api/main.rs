@@ -8,6 +8,7 @@ mod connections;
 mod errors;
 mod execute_gmail;
 mod execute_slack;
+mod gmail_quota;
 mod instances;
 mod lifecycle;
 mod routing;
