@@ -18,7 +18,9 @@ fi
 
 cargo build --release --bins
 
-# The refresh storm holds about 2,000 sockets open at once.
-ulimit -n 8192 2>/dev/null || true
+# The refresh storm keeps about 2,000 sockets open at once.
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 8192 ]; then
+    ulimit -n 8192 2>/dev/null || true
+fi
 
 exec target/release/patchbay-bench "$@"

@@ -1,5 +1,5 @@
 //! A closed-loop HTTP load generator: a fixed number of workers, each sending its next
-//! request as soon as the previous one is answered, bounded in time and in requests.
+//! request as soon as the previous response arrives, bounded in time and in requests.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,12 +17,12 @@ pub struct Target {
     pub body: axum::body::Bytes,
 }
 
-/// What one load run measured.
+/// Measurements of one load run.
 #[derive(Debug, Default)]
 pub struct LoadResult {
-    /// Requests answered 200.
+    /// Requests that returned 200.
     pub ok: u64,
-    /// Requests answered otherwise or failed in transport.
+    /// Requests that returned another status or failed in transport.
     pub errors: u64,
     pub elapsed: Duration,
     /// Latency of every successful request, sorted.

@@ -14,7 +14,7 @@ use patchbay::sandbox::{Sandbox, SandboxConfig};
 use serde_json::json;
 
 use crate::load::{LoadResult, Target, client, closed_loop};
-use crate::procs::{GatewayProcess, Memory, Nginx};
+use crate::procs::{GatewayProcess, Memory, Nginx, cpu_time};
 use crate::setup::GatewayDb;
 use crate::stats::millis;
 
@@ -41,6 +41,9 @@ pub struct TargetRun {
     /// Latency of one client sending one request at a time, in ms.
     pub p50: f64,
     pub p99: f64,
+    /// CPU time of the proxy (gateway or nginx) per request under load, in µs; NaN for
+    /// the fake alone, which shares the benchmark process.
+    pub cpu_us_per_request: f64,
     pub errors: u64,
 }
 
@@ -104,10 +107,16 @@ fn target(url: String, api_key: &str) -> anyhow::Result<Target> {
     })
 }
 
-async fn measure(target: &Target, settings: &OverheadSettings) -> anyhow::Result<TargetRun> {
+/// Measures one target; `proxy_pids` are the processes whose CPU time counts.
+async fn measure(
+    target: &Target,
+    settings: &OverheadSettings,
+    proxy_pids: &[u32],
+) -> anyhow::Result<TargetRun> {
     let many = client(settings.workers)?;
     let warm_up = Duration::from_millis(500);
     closed_loop(&many, target, settings.workers, warm_up, u64::MAX).await;
+    let cpu_before = cpu_time(proxy_pids);
     let loaded = closed_loop(
         &many,
         target,
@@ -116,6 +125,12 @@ async fn measure(target: &Target, settings: &OverheadSettings) -> anyhow::Result
         5_000_000,
     )
     .await;
+    let cpu_used = cpu_time(proxy_pids).saturating_sub(cpu_before);
+    let cpu_us_per_request = if proxy_pids.is_empty() {
+        f64::NAN
+    } else {
+        cpu_used.as_secs_f64() * 1e6 / loaded.ok.max(1) as f64
+    };
     let one = client(1)?;
     closed_loop(&one, target, 1, warm_up, u64::MAX).await;
     let single = closed_loop(&one, target, 1, settings.duration, 1_000_000).await;
@@ -126,6 +141,7 @@ async fn measure(target: &Target, settings: &OverheadSettings) -> anyhow::Result
         loaded_p99: millis(loaded.p99()),
         p50: millis(single.p50()),
         p99: millis(single.p99()),
+        cpu_us_per_request,
         errors: loaded.errors + single.errors,
     })
 }
@@ -188,12 +204,14 @@ pub async fn run(dir: &Path, settings: &OverheadSettings) -> anyhow::Result<Vec<
             idle,
             ..OverheadRun::default()
         };
+        let gateway_pids: Vec<u32> = gateway.pid().into_iter().collect();
+        let nginx_pids = nginx.pids();
         // The order rotates between runs so that no target always goes first.
         for step in 0..3 {
             match (step + index) % 3 {
-                0 => run.gateway = measure(&via_gateway, settings).await?,
-                1 => run.nginx = measure(&via_nginx, settings).await?,
-                _ => run.direct = measure(&direct, settings).await?,
+                0 => run.gateway = measure(&via_gateway, settings, &gateway_pids).await?,
+                1 => run.nginx = measure(&via_nginx, settings, &nginx_pids).await?,
+                _ => run.direct = measure(&direct, settings, &[]).await?,
             }
         }
         run.loaded = gateway.memory().ok();

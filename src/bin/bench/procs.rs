@@ -15,7 +15,7 @@ pub fn free_loopback_addr() -> anyhow::Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
 
-/// The `patchbay` binary next to this one (both come from one `cargo build`).
+/// Returns the path of the `patchbay` binary next to this one (both come from one `cargo build`).
 pub fn patchbay_exe() -> anyhow::Result<PathBuf> {
     let bench = std::env::current_exe()?;
     let exe = bench.with_file_name("patchbay");
@@ -75,7 +75,7 @@ impl GatewayProcess {
                 );
             }
             if started.elapsed() > Duration::from_secs(30) {
-                bail!("patchbay serve did not answer /health within 30 s");
+                bail!("patchbay serve did not return 200 from /health within 30 s");
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -83,6 +83,11 @@ impl GatewayProcess {
 
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The process id, while the process runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// Resident and peak resident memory of the process.
@@ -133,8 +138,8 @@ pub struct Nginx {
 }
 
 impl Nginx {
-    /// Starts nginx with `config` (an `http` block body) in `dir`, listening on a free port
-    /// that replaces `{LISTEN}` in the config.
+    /// Starts nginx with its prefix and config in `dir` and `http_block` as the body of
+    /// its `http` block, where `{LISTEN}` is replaced by a free loopback address.
     pub async fn start(dir: &Path, http_block: &str) -> anyhow::Result<Nginx> {
         let addr = free_loopback_addr()?;
         let d = dir.display();
@@ -173,6 +178,28 @@ impl Nginx {
         Ok(nginx)
     }
 
+    /// The master process and its workers.
+    pub fn pids(&self) -> Vec<u32> {
+        let Some(master) = self.child.id() else {
+            return Vec::new();
+        };
+        let mut pids = vec![master];
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let pid = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| name.parse().ok());
+                if let Some(pid) = pid
+                    && parent_of(pid) == Some(master)
+                {
+                    pids.push(pid);
+                }
+            }
+        }
+        pids
+    }
+
     /// Stops nginx with SIGTERM, so that the master also stops its workers.
     pub async fn stop(mut self) {
         self.terminate();
@@ -203,4 +230,41 @@ pub fn nginx_exe() -> PathBuf {
     } else {
         PathBuf::from("nginx")
     }
+}
+
+/// CPU time (user and system) that the processes `pids` have used so far, from
+/// `/proc/PID/stat`. A process that has gone counts as zero.
+pub fn cpu_time(pids: &[u32]) -> Duration {
+    let ticks: u64 = pids.iter().filter_map(|pid| process_ticks(*pid)).sum();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second())
+}
+
+/// `utime + stime` of one process in clock ticks.
+fn process_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name in brackets may contain spaces, so fields are counted after it.
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // After the name: state is field 3 of the man page, utime 14 and stime 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The parent process id of `pid`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `getconf CLK_TCK`, or 100 (the value on Linux for x86 and ARM) when it fails.
+fn clock_ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8(output.stdout).ok())
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(100.0)
 }

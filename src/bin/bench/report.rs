@@ -118,8 +118,9 @@ fn target_rows(
     let get = |value: fn(&TargetRun) -> f64| spread(runs, |run| value(&pick(run)));
     writeln!(
         out,
-        "| {name} | {} | {} | {} | {} | {} | {} |",
+        "| {name} | {} | {} | {} | {} | {} | {} | {} |",
         get(|t| t.throughput).show(0),
+        get(|t| t.cpu_us_per_request).show(0),
         get(|t| t.p50).show(3),
         get(|t| t.p99).show(3),
         get(|t| t.loaded_p50).show(2),
@@ -141,7 +142,9 @@ fn overhead_section(out: &mut String, args: &Args, runs: &[OverheadRun]) -> anyh
          access log), and the fake directly. Per run: {} runs, a fresh gateway process \
          each time, targets measured in rotating order; throughput with {} concurrent \
          keep-alive clients for {} s; latency with one client sending one request at a \
-         time for {} s; 0.5 s of warm-up before each.\n",
+         time for {} s; 0.5 s of warm-up before each. Proxy CPU is the user and system \
+         time of the gateway process, or of the nginx master and workers, during the \
+         throughput measurement (`/proc/PID/stat`), divided by the requests served.\n",
         runs.len(),
         args.workers,
         args.duration_secs,
@@ -149,16 +152,20 @@ fn overhead_section(out: &mut String, args: &Args, runs: &[OverheadRun]) -> anyh
     )?;
     writeln!(
         out,
-        "| path | requests/s | p50 ms, 1 client | p99 ms, 1 client | p50 ms, {w} clients | p99 ms, {w} clients | errors |",
+        "| path | requests/s | proxy CPU µs/request | p50 ms, 1 client | p99 ms, 1 client \
+         | p50 ms, {w} clients | p99 ms, {w} clients | errors |",
         w = args.workers
     )?;
-    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- |")?;
+    writeln!(out, "| --- | --- | --- | --- | --- | --- | --- | --- |")?;
     target_rows(out, "gateway", runs, |run| run.gateway)?;
     target_rows(out, "nginx", runs, |run| run.nginx)?;
     target_rows(out, "fake directly", runs, |run| run.direct)?;
     let ratio = spread(runs, |run| run.gateway.throughput / run.nginx.throughput);
     let added = spread(runs, |run| run.gateway.p50 - run.nginx.p50);
     let added_direct = spread(runs, |run| run.gateway.p50 - run.direct.p50);
+    let cpu_ratio = spread(runs, |run| {
+        run.gateway.cpu_us_per_request / run.nginx.cpu_us_per_request
+    });
     writeln!(out)?;
     writeln!(out, "| ratio (per run, then median) | value | target | |")?;
     writeln!(out, "| --- | --- | --- | --- |")?;
@@ -176,8 +183,13 @@ fn overhead_section(out: &mut String, args: &Args, runs: &[OverheadRun]) -> anyh
     )?;
     writeln!(
         out,
-        "| added p50 vs the fake directly, 1 client (ms) | {} | | |\n",
+        "| added p50 vs the fake directly, 1 client (ms) | {} | | |",
         added_direct.show(3)
+    )?;
+    writeln!(
+        out,
+        "| gateway / nginx CPU time per request | {} | | |\n",
+        cpu_ratio.show(1)
     )?;
     Ok(())
 }
