@@ -46,7 +46,7 @@ impl GmailClient<'_> {
 
     /// Sends a read request within the quota. A rate-limited answer (429, or 403
     /// `rateLimitExceeded` / `userRateLimitExceeded`) is retried up to
-    /// [`MAX_RATE_LIMIT_RETRIES`] times after `Retry-After` or an exponential backoff.
+    /// [`MAX_RATE_LIMIT_RETRIES`] times, with the delays of [`retry_delay`].
     async fn read<T: DeserializeOwned>(
         &self,
         method: GmailMethod,
