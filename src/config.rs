@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 
 use crate::crypto::EncryptionKey;
+use crate::providers::google::quota::{DEFAULT_UNITS_PER_SECOND, MAX_IN_FLIGHT};
 
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
@@ -26,6 +27,12 @@ pub struct Config {
     /// Overall time limit of one provider API call. A call that takes longer gives
     /// `504 provider_timeout`. Not read from the environment.
     pub provider_timeout: Duration,
+    /// Gmail quota units per second that each connection may spend
+    /// (`PATCHBAY_GMAIL_QUOTA_UNITS_PER_SECOND`).
+    pub gmail_quota_units_per_second: u32,
+    /// Message fetches that one `gmail/read` or `gmail/sync` request runs at a time
+    /// (`PATCHBAY_GMAIL_FETCH_CONCURRENCY`).
+    pub gmail_fetch_concurrency: usize,
 }
 
 /// Default of [`Config::provider_timeout`].
@@ -53,6 +60,8 @@ pub struct OAuthClient {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://patchbay.db";
+/// Default of `PATCHBAY_GMAIL_FETCH_CONCURRENCY`.
+pub const DEFAULT_GMAIL_FETCH_CONCURRENCY: usize = 8;
 
 impl Config {
     /// Reads the configuration from the process environment.
@@ -101,6 +110,35 @@ impl Config {
             format!("PATCHBAY_DATABASE_POOL_SIZE must be a whole number of at least 1, got {pool_text:?}")
         })?;
 
+        let quota_text = or(
+            "PATCHBAY_GMAIL_QUOTA_UNITS_PER_SECOND",
+            &DEFAULT_UNITS_PER_SECOND.to_string(),
+        );
+        let gmail_quota_units_per_second = quota_text
+            .parse()
+            .ok()
+            .filter(|units| *units >= 1)
+            .with_context(|| {
+                format!(
+                    "PATCHBAY_GMAIL_QUOTA_UNITS_PER_SECOND must be a whole number of at least 1, \
+                     got {quota_text:?}"
+                )
+            })?;
+        let fetch_text = or(
+            "PATCHBAY_GMAIL_FETCH_CONCURRENCY",
+            &DEFAULT_GMAIL_FETCH_CONCURRENCY.to_string(),
+        );
+        let gmail_fetch_concurrency = fetch_text
+            .parse()
+            .ok()
+            .filter(|count| (1..=MAX_IN_FLIGHT).contains(count))
+            .with_context(|| {
+                format!(
+                    "PATCHBAY_GMAIL_FETCH_CONCURRENCY must be a whole number from 1 to \
+                     {MAX_IN_FLIGHT}, got {fetch_text:?}"
+                )
+            })?;
+
         Ok(Config {
             listen,
             database_url: or("PATCHBAY_DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -137,6 +175,8 @@ impl Config {
                 api_url: slack_api_url,
             },
             provider_timeout: DEFAULT_PROVIDER_TIMEOUT,
+            gmail_quota_units_per_second,
+            gmail_fetch_concurrency,
         })
     }
 
@@ -199,6 +239,36 @@ mod tests {
             config.slack.token_url,
             "https://slack.com/api/oauth.v2.access"
         );
+    }
+
+    #[test]
+    fn gmail_pacing_defaults_and_overrides() {
+        let defaults = Config::from_lookup(lookup(&[("PATCHBAY_ENCRYPTION_KEY", KEY)])).unwrap();
+        assert_eq!(defaults.gmail_quota_units_per_second, 240);
+        assert_eq!(defaults.gmail_fetch_concurrency, 8);
+        let set = Config::from_lookup(lookup(&[
+            ("PATCHBAY_ENCRYPTION_KEY", KEY),
+            ("PATCHBAY_GMAIL_QUOTA_UNITS_PER_SECOND", "100"),
+            ("PATCHBAY_GMAIL_FETCH_CONCURRENCY", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(set.gmail_quota_units_per_second, 100);
+        assert_eq!(set.gmail_fetch_concurrency, 1);
+    }
+
+    #[test]
+    fn gmail_pacing_rejects_out_of_range() {
+        for (name, value) in [
+            ("PATCHBAY_GMAIL_QUOTA_UNITS_PER_SECOND", "0"),
+            ("PATCHBAY_GMAIL_QUOTA_UNITS_PER_SECOND", "fast"),
+            ("PATCHBAY_GMAIL_FETCH_CONCURRENCY", "0"),
+            ("PATCHBAY_GMAIL_FETCH_CONCURRENCY", "11"),
+        ] {
+            let error =
+                Config::from_lookup(lookup(&[("PATCHBAY_ENCRYPTION_KEY", KEY), (name, value)]))
+                    .unwrap_err();
+            assert!(error.to_string().contains(name), "{name}={value}: {error}");
+        }
     }
 
     #[test]

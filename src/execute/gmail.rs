@@ -37,8 +37,6 @@ pub const UPLOAD_THRESHOLD_BYTES: usize = 4 * 1024 * 1024;
 /// Longest accepted search query, in characters. Gmail documents no limit; this
 /// keeps the request URL well within what servers accept.
 pub const MAX_QUERY_CHARS: usize = 2048;
-/// Message fetches run at most this many at a time per request.
-pub const FETCH_CONCURRENCY: usize = 8;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -66,6 +64,8 @@ pub async fn read(
         .unwrap_or_else(|| "is:unread".to_owned());
     connection.require_any_scope(TokenKind::Main, &READ_SCOPES)?;
     let api_url = &state.config.google.api_url;
+    let quota = state.gmail_quota.connection(&connection.record.id);
+    let quota = quota.as_ref();
     let messages = connection
         .call(state, TokenKind::Main, |token| {
             let query = &query;
@@ -74,6 +74,7 @@ pub async fn read(
                     http: &state.http,
                     api_url,
                     token: &token,
+                    quota,
                 };
                 match &input.message_id {
                     Some(id) => {
@@ -83,7 +84,8 @@ pub async fn read(
                     None => {
                         let list = gmail.list_messages(query, max_results, None).await?;
                         let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
-                        let (messages, _) = fetch_full(&gmail, &ids).await?;
+                        let (messages, _) =
+                            fetch_full(&gmail, &ids, state.config.gmail_fetch_concurrency).await?;
                         Ok(messages)
                     }
                 }
@@ -135,11 +137,12 @@ pub fn bounded(value: Option<i64>, default: u32, max: u32, param: &str) -> Resul
     }
 }
 
-/// Fetches full messages in the given order, a few at a time. Ids that Gmail no
-/// longer knows (deleted since they were listed) are skipped and returned apart.
+/// Fetches full messages in the given order, `concurrency` at a time. Ids that Gmail
+/// no longer finds (deleted since they were listed) are skipped and returned apart.
 pub async fn fetch_full(
     gmail: &GmailClient<'_>,
     ids: &[String],
+    concurrency: usize,
 ) -> Result<(Vec<Message>, Vec<String>), ProviderError> {
     let results: Vec<(String, Option<Message>)> = futures::stream::iter(ids.iter().cloned())
         .map(|id| async move {
@@ -149,7 +152,7 @@ pub async fn fetch_full(
                 Err(error) => Err(error),
             }
         })
-        .buffered(FETCH_CONCURRENCY)
+        .buffered(concurrency.max(1))
         .try_collect()
         .await?;
     let mut messages = Vec::with_capacity(results.len());
@@ -379,6 +382,8 @@ pub async fn send(
     }
     drop(draft);
     let api_url = &state.config.google.api_url;
+    let quota = state.gmail_quota.connection(&connection.record.id);
+    let quota = quota.as_ref();
     connection
         .call(state, TokenKind::Main, |token| {
             let mut message = message.clone();
@@ -387,6 +392,7 @@ pub async fn send(
                     http: &state.http,
                     api_url,
                     token: &token,
+                    quota,
                 };
                 let mut thread_id = input.thread_id.clone();
                 if let Some(parent_id) = &input.in_reply_to {

@@ -200,6 +200,9 @@ pub async fn sync(
     }
     connection.require_any_scope(TokenKind::Main, &READ_SCOPES)?;
     let api_url = &state.config.google.api_url;
+    let quota = state.gmail_quota.connection(&connection.record.id);
+    let quota = quota.as_ref();
+    let concurrency = state.config.gmail_fetch_concurrency;
     connection
         .call(state, TokenKind::Main, |token| {
             let cursor = cursor.clone();
@@ -209,12 +212,15 @@ pub async fn sync(
                     http: &state.http,
                     api_url,
                     token: &token,
+                    quota,
                 };
                 match cursor {
                     Some(cursor) if cursor.mode == "initial" => {
-                        initial_page(&gmail, cursor, page_size).await
+                        initial_page(&gmail, cursor, page_size, concurrency).await
                     }
-                    Some(cursor) => incremental_page(&gmail, cursor, page_size, days).await,
+                    Some(cursor) => {
+                        incremental_page(&gmail, cursor, page_size, days, concurrency).await
+                    }
                     None => match start {
                         Some(start) => {
                             let cursor = Cursor {
@@ -226,9 +232,19 @@ pub async fn sync(
                                 reset: false,
                                 connection: connection_id.to_owned(),
                             };
-                            incremental_page(&gmail, cursor, page_size, days).await
+                            incremental_page(&gmail, cursor, page_size, days, concurrency).await
                         }
-                        None => begin_initial(&gmail, days, page_size, false, connection_id).await,
+                        None => {
+                            begin_initial(
+                                &gmail,
+                                days,
+                                page_size,
+                                false,
+                                connection_id,
+                                concurrency,
+                            )
+                            .await
+                        }
                     },
                 }
             }
@@ -242,6 +258,7 @@ async fn begin_initial(
     page_size: u32,
     reset: bool,
     connection_id: &str,
+    concurrency: usize,
 ) -> Result<SyncOutput, ProviderError> {
     let profile = gmail.profile().await?;
     let history = profile.history_id.unwrap_or_default();
@@ -255,13 +272,14 @@ async fn begin_initial(
         reset,
         connection: connection_id.to_owned(),
     };
-    initial_page(gmail, cursor, page_size).await
+    initial_page(gmail, cursor, page_size, concurrency).await
 }
 
 async fn initial_page(
     gmail: &GmailClient<'_>,
     cursor: Cursor,
     page_size: u32,
+    concurrency: usize,
 ) -> Result<SyncOutput, ProviderError> {
     let query = format!("after:{}", cursor.after);
     let list = gmail
@@ -269,7 +287,7 @@ async fn initial_page(
         .await
         .map_err(|error| page_token_error(error, &cursor))?;
     let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
-    let (messages, _) = fetch_full(gmail, &ids).await?;
+    let (messages, _) = fetch_full(gmail, &ids, concurrency).await?;
     let next_page_token = list.next_page_token.map(|gmail| {
         Cursor {
             gmail: Some(gmail),
@@ -291,6 +309,7 @@ async fn incremental_page(
     cursor: Cursor,
     page_size: u32,
     days: u32,
+    concurrency: usize,
 ) -> Result<SyncOutput, ProviderError> {
     let page = match gmail
         .list_history(&cursor.history, page_size, cursor.gmail.as_deref())
@@ -299,12 +318,20 @@ async fn incremental_page(
         Ok(page) => page,
         Err(ProviderError::Rejected { code, .. }) if code == "notFound" => {
             tracing::info!(start = %cursor.history, "history id expired; running an initial sync");
-            return begin_initial(gmail, days, page_size, true, &cursor.connection).await;
+            return begin_initial(
+                gmail,
+                days,
+                page_size,
+                true,
+                &cursor.connection,
+                concurrency,
+            )
+            .await;
         }
         Err(error) => return Err(page_token_error(error, &cursor)),
     };
     let changes = collect_changes(&page.history);
-    let (messages, gone) = fetch_full(gmail, &changes.changed).await?;
+    let (messages, gone) = fetch_full(gmail, &changes.changed, concurrency).await?;
     let mut deleted = changes.deleted;
     deleted.extend(gone);
 

@@ -22,6 +22,7 @@ use tracing::Level;
 use crate::config::Config;
 use crate::crypto::TokenCipher;
 use crate::oauth::refresh::Refresher;
+use crate::providers::google::quota::GmailQuota;
 use crate::store::Store;
 use error::ApiError;
 
@@ -39,6 +40,8 @@ pub struct AppInner {
     /// Client for every provider call, with connect and overall timeouts.
     pub http: reqwest::Client,
     pub refresher: Refresher,
+    /// Gmail quota pacing per connection, shared by every request of this process.
+    pub gmail_quota: GmailQuota,
 }
 
 impl std::ops::Deref for AppState {
@@ -59,11 +62,12 @@ impl AppState {
             .user_agent(concat!("patchbay/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(AppState(Arc::new(AppInner {
-            config,
             store,
             cipher,
             http,
             refresher: Refresher::default(),
+            gmail_quota: GmailQuota::new(config.gmail_quota_units_per_second),
+            config,
         })))
     }
 }

@@ -67,31 +67,49 @@ fn body_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Cont
     })
 }
 
-/// Records the request, then applies the first matching fault and the configured latency.
+/// Records the request, then applies the first matching fault and the configured latency,
+/// and stores the response status in the record.
 pub async fn intercept(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_string();
     if path.starts_with(CONTROL_PREFIX) {
         return next.run(request).await;
     }
-    let fault = {
+    let (sequence, fault) = {
         let mut inner = state.lock();
+        inner.last_sequence += 1;
+        let sequence = inner.last_sequence;
         inner.requests.push(RecordedRequest {
+            sequence,
             method: request.method().to_string(),
             path: path.clone(),
             query: request.uri().query().map(str::to_string),
             at: chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            status: None,
         });
-        take_fault(&mut inner.faults, &path)
+        (sequence, take_fault(&mut inner.faults, &path))
     };
+    let response = serve(&state, request, next, &path, fault).await;
+    record_status(&state, sequence, response.status().as_u16());
+    tracing::debug!(%path, status = response.status().as_u16(), "sandbox request served");
+    response
+}
+
+async fn serve(
+    state: &SharedState,
+    request: Request,
+    next: Next,
+    path: &str,
+    fault: Option<Fault>,
+) -> Response {
     if let Some(fault) = &fault {
         tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
         if let Some(status) = fault.status {
-            return fault_response(fault, status, &path);
+            return fault_response(fault, status, path);
         }
     }
     let is_gmail = path.starts_with("/gmail/") || path.starts_with("/upload/");
     let _slot = if is_gmail && state.config.gmail_quota {
-        match gmail::enter_request_slot(&state, request.headers()) {
+        match gmail::enter_request_slot(state, request.headers()) {
             Ok(slot) => slot,
             Err(error) => return error.into_response(),
         }
@@ -102,9 +120,21 @@ pub async fn intercept(State(state): State<SharedState>, request: Request, next:
     if is_api && state.config.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(state.config.latency_ms)).await;
     }
-    let response = next.run(request).await;
-    tracing::debug!(%path, status = response.status().as_u16(), "sandbox request served");
-    response
+    next.run(request).await
+}
+
+/// Stores the answer's status in the record of request `sequence`, unless the log was
+/// cleared in the meantime.
+fn record_status(state: &SharedState, sequence: u64, status: u16) {
+    let mut inner = state.lock();
+    // Records are in arrival order, so the request is found by binary search.
+    if let Ok(index) = inner
+        .requests
+        .binary_search_by_key(&sequence, |record| record.sequence)
+        && let Some(record) = inner.requests.get_mut(index)
+    {
+        record.status = Some(status);
+    }
 }
 
 /// Takes one use of the first fault whose path prefixes `path`.

@@ -318,3 +318,13 @@ fn load_mailbox(state: &SharedState, folder: &Path) -> anyhow::Result<()> {
     tracing::info!(folder = %folder.display(), loaded, skipped = files.len() - loaded, "mailbox loaded");
     Ok(())
 }
+
+/// Renders `raw` (an RFC 5322 message) as the Gmail `Message` resource that the sandbox
+/// serves for `messages.get?format=full`, or `None` when it does not parse as a message.
+pub fn message_resource(raw: &[u8]) -> Option<serde_json::Value> {
+    let mut mailbox = mailbox::Mailbox::new();
+    let labels = ["INBOX".to_string()];
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let message = mailbox.import_eml(raw, &labels, now_ms)?;
+    Some(gmail::message_json(message, gmail::Format::Full, &[]))
+}

@@ -35,6 +35,7 @@ impl AppState {
                 google,
                 slack,
                 requests: Vec::new(),
+                last_sequence: 0,
                 faults: Vec::new(),
                 quota: HashMap::new(),
             }),
@@ -55,6 +56,8 @@ pub struct Inner {
     pub google: GoogleState,
     pub slack: SlackState,
     pub requests: Vec<RecordedRequest>,
+    /// Sequence number of the last recorded request.
+    pub last_sequence: u64,
     pub faults: Vec<Fault>,
     /// Gmail quota usage per account email.
     pub quota: HashMap<String, QuotaUsage>,
@@ -63,11 +66,16 @@ pub struct Inner {
 /// One request as the control API lists it. Bodies are never kept.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordedRequest {
+    /// Arrival order, from 1, never reused within one sandbox run.
+    #[serde(skip)]
+    pub sequence: u64,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
     /// RFC 3339 time of arrival, with milliseconds.
     pub at: String,
+    /// HTTP status of the response, or `None` while the request is still being served.
+    pub status: Option<u16>,
 }
 
 /// An injected failure for requests whose path starts with `path`.

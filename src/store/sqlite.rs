@@ -26,9 +26,13 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // A pooled SQLite connection is an open file that cannot go stale, so the pool does
+        // not ping it on every acquire. Each ping is a round trip to the connection's worker
+        // thread, which doubled the thread hand-offs of every query.
         let pool = SqlitePoolOptions::new()
             .max_connections(pool_size.max(1))
             .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

@@ -9,6 +9,7 @@ mod corpus;
 mod errors;
 mod execute_gmail;
 mod execute_slack;
+mod gmail_quota;
 mod gmail_send;
 mod gmail_sync;
 mod hardening;

@@ -1,12 +1,23 @@
 //! Gmail API v1 client for the calls the gateway makes.
 
+use std::time::Duration;
+
+use rand::Rng;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::quota::{ConnectionQuota, GmailMethod};
 use super::wire::{GmailMessage, ListHistoryResponse, ListMessagesResponse, Profile};
 use crate::providers::{ProviderError, retry_after_seconds};
+
+/// Retries of a rate-limited read before the rate limit is returned to the caller.
+const MAX_RATE_LIMIT_RETRIES: u32 = 3;
+/// First backoff after a rate-limited read; it doubles with each retry.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// Longest `Retry-After` that a read waits out; a longer one goes back to the caller.
+const MAX_RETRY_AFTER_SECONDS: u64 = 20;
 
 /// Message format of `messages.get`.
 #[derive(Debug, Clone, Copy)]
@@ -15,11 +26,15 @@ pub enum Format {
     Metadata,
 }
 
+/// A Gmail client for one connection. Every call waits for the connection's quota
+/// (see [`ConnectionQuota`]); reads that Gmail rate-limits anyway are retried.
 pub struct GmailClient<'a> {
     pub http: &'a reqwest::Client,
     /// API base such as `https://gmail.googleapis.com`.
     pub api_url: &'a str,
     pub token: &'a SecretString,
+    /// The connection's pacing state.
+    pub quota: &'a ConnectionQuota,
 }
 
 impl GmailClient<'_> {
@@ -29,8 +44,61 @@ impl GmailClient<'_> {
             .bearer_auth(self.token.expose_secret())
     }
 
+    /// Sends a read request within the quota. A rate-limited answer (429, or 403
+    /// `rateLimitExceeded` / `userRateLimitExceeded`) is retried up to
+    /// [`MAX_RATE_LIMIT_RETRIES`] times, with the delays of [`retry_delay`].
+    async fn read<T: DeserializeOwned>(
+        &self,
+        method: GmailMethod,
+        request: RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        let mut attempt = 0;
+        loop {
+            let Some(this_try) = request.try_clone() else {
+                return Err(ProviderError::Unavailable(
+                    "a Gmail read request could not be repeated".to_owned(),
+                ));
+            };
+            let outcome = {
+                let _permit = self.quota.acquire(method).await;
+                send(this_try).await
+            };
+            let Err(ProviderError::RateLimited { retry_after }) = outcome else {
+                return outcome;
+            };
+            self.quota.drain();
+            let Some(delay) = retry_delay(attempt, retry_after) else {
+                return outcome;
+            };
+            tracing::warn!(
+                ?method,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                "Gmail rate-limited a read; retrying"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Sends a request that changes the mailbox, within the quota and without retries,
+    /// so that a message is never sent twice.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: GmailMethod,
+        request: RequestBuilder,
+    ) -> Result<T, ProviderError> {
+        let _permit = self.quota.acquire(method).await;
+        let outcome = send(request).await;
+        if matches!(outcome, Err(ProviderError::RateLimited { .. })) {
+            self.quota.drain();
+        }
+        outcome
+    }
+
     pub async fn profile(&self) -> Result<Profile, ProviderError> {
-        send(self.request(Method::GET, "profile")).await
+        let request = self.request(Method::GET, "profile");
+        self.read(GmailMethod::GetProfile, request).await
     }
 
     pub async fn list_messages(
@@ -45,7 +113,7 @@ impl GmailClient<'_> {
         if let Some(token) = page_token {
             request = request.query(&[("pageToken", token)]);
         }
-        send(request).await
+        self.read(GmailMethod::ListMessages, request).await
     }
 
     /// Fetches one message; `message_id` must already be checked by [`is_valid_id`].
@@ -72,7 +140,7 @@ impl GmailClient<'_> {
                 ("metadataHeaders", "Subject"),
             ]),
         };
-        send(request).await
+        self.read(GmailMethod::GetMessage, request).await
     }
 
     pub async fn list_history(
@@ -88,7 +156,7 @@ impl GmailClient<'_> {
         if let Some(token) = page_token {
             request = request.query(&[("pageToken", token)]);
         }
-        send(request).await
+        self.read(GmailMethod::ListHistory, request).await
     }
 
     /// Sends a raw RFC 5322 message as JSON `{raw, threadId}`.
@@ -101,7 +169,8 @@ impl GmailClient<'_> {
         if let Some(thread_id) = thread_id {
             body["threadId"] = Value::from(thread_id);
         }
-        send(self.request(Method::POST, "messages/send").json(&body)).await
+        let request = self.request(Method::POST, "messages/send").json(&body);
+        self.write(GmailMethod::SendMessage, request).await
     }
 
     /// Sends a large message through the media upload endpoint as a
@@ -139,8 +208,22 @@ impl GmailClient<'_> {
                 format!("multipart/related; boundary={boundary}"),
             )
             .body(body);
-        send(request).await
+        self.write(GmailMethod::SendMessage, request).await
     }
+}
+
+/// The wait before retry number `attempt + 1` of a rate-limited read, or `None` when
+/// the read should give up: after [`MAX_RATE_LIMIT_RETRIES`] retries, or when Gmail
+/// asks for a wait longer than [`MAX_RETRY_AFTER_SECONDS`]. The wait is the longer of
+/// `Retry-After` and the exponential backoff, plus up to a quarter of random jitter.
+fn retry_delay(attempt: u32, retry_after_seconds: u64) -> Option<Duration> {
+    if attempt >= MAX_RATE_LIMIT_RETRIES || retry_after_seconds > MAX_RETRY_AFTER_SECONDS {
+        return None;
+    }
+    let backoff = FIRST_BACKOFF * 2u32.pow(attempt);
+    let base = backoff.max(Duration::from_secs(retry_after_seconds));
+    let jitter = base.mul_f64(rand::thread_rng().gen_range(0.0..0.25));
+    Some(base + jitter)
 }
 
 /// Whether a Gmail message or thread id is safe to put in a path: Gmail ids are
@@ -221,6 +304,42 @@ mod tests {
         assert!(is_valid_id("18c2a9f00b1d2e3f"));
         for bad in ["", "../profile", "a/b", "a?b", "id with space", "%2e%2e"] {
             assert!(!is_valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_delay_honours_retry_after() {
+        let delay = retry_delay(0, 3).unwrap();
+        assert!(delay >= Duration::from_secs(3), "{delay:?}");
+        assert!(delay <= Duration::from_millis(3750), "{delay:?}");
+    }
+
+    #[test]
+    fn retry_delay_backs_off_exponentially() {
+        let first = retry_delay(0, 0).unwrap();
+        let third = retry_delay(2, 0).unwrap();
+        assert!(first >= Duration::from_millis(500), "{first:?}");
+        assert!(first < Duration::from_millis(625), "{first:?}");
+        assert!(third >= Duration::from_secs(2), "{third:?}");
+        assert!(third < Duration::from_millis(2500), "{third:?}");
+    }
+
+    #[test]
+    fn retry_delay_gives_up() {
+        assert_eq!(retry_delay(MAX_RATE_LIMIT_RETRIES, 1), None);
+        assert_eq!(retry_delay(0, MAX_RETRY_AFTER_SECONDS + 1), None);
+    }
+
+    #[test]
+    fn user_rate_limit_403_is_rate_limited() {
+        for reason in ["rateLimitExceeded", "userRateLimitExceeded"] {
+            let body = json!({"error": {"code": 403, "message": "Rate Limit Exceeded",
+                "errors": [{"reason": reason}]}});
+            let error = gmail_failure(StatusCode::FORBIDDEN, &body, Some(2));
+            assert!(
+                matches!(error, ProviderError::RateLimited { retry_after: 2 }),
+                "{reason}: {error:?}"
+            );
         }
     }
 

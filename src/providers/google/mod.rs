@@ -1,11 +1,13 @@
-//! Gmail: the API v1 resource types, the decoder from a Gmail `Message` resource to
-//! Patchbay's message shape, and the composer of outgoing RFC 5322 messages.
+//! Gmail: the API v1 client and its per-connection quota pacing, the resource types,
+//! the decoder from a Gmail `Message` resource to Patchbay's message shape, and the
+//! composer of outgoing RFC 5322 messages.
 //!
-//! Everything here is pure and makes no network calls.
+//! Only `client` makes network calls.
 
 pub mod client;
 pub mod compose;
 pub mod decode;
+pub mod quota;
 pub mod wire;
 
 pub(crate) mod encoded_word;
