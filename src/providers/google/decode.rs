@@ -814,7 +814,7 @@ const HTML_SNIFF_BYTES: usize = 1024;
 /// Finds the charset that a `<meta charset=…>` or `<meta http-equiv="Content-Type"
 /// content="…; charset=…">` tag in the first 1024 bytes declares. A UTF-16 label is read as
 /// UTF-8, as HTML requires, because a document readable as ASCII is not UTF-16.
-fn sniff_html_charset(bytes: &[u8]) -> Option<String> {
+pub(crate) fn sniff_html_charset(bytes: &[u8]) -> Option<String> {
     let head = bytes.get(..HTML_SNIFF_BYTES).unwrap_or(bytes);
     let lower = head.to_ascii_lowercase();
     let mut offset = 0;
