@@ -17,6 +17,9 @@ use serde::Serialize;
 use super::encoded_word::{decode_encoded_words, quote_encoded_words};
 use super::mime_params;
 use super::wire::{GmailMessage, MessagePart, MessagePartHeader};
+pub(crate) use body_text::sniff_html_charset;
+use body_text::unwrap_flowed;
+use display_names::quote_display_names;
 
 /// Maximum depth of nested MIME parts that the decoder walks. Deeper parts are ignored.
 const MAX_PART_DEPTH: usize = 64;
@@ -180,10 +183,12 @@ fn find_body_attachments(part: &MessagePart, depth: usize, found: &mut Vec<BodyA
     if depth > MAX_PART_DEPTH {
         return;
     }
-    for child in &part.parts {
-        find_body_attachments(child, depth + 1, found);
-    }
     let mime_type = part_mime_type(part);
+    if mime_type.starts_with("multipart/") {
+        for child in &part.parts {
+            find_body_attachments(child, depth + 1, found);
+        }
+    }
     let Some(body) = &part.body else {
         return;
     };
@@ -320,153 +325,6 @@ pub(crate) fn parse_addresses(value: &str) -> Vec<EmailAddress> {
         });
     }
     addresses
-}
-
-/// A lexical token of an address list, with its source text.
-enum AddressToken {
-    /// An atom or a quoted string, with the text it stands for.
-    Word {
-        text: String,
-        source: String,
-    },
-    Space(String),
-    /// A special character, a comment or an `<…>` address.
-    Other(String),
-}
-
-impl AddressToken {
-    fn source(&self) -> &str {
-        match self {
-            AddressToken::Word { source, .. } => source,
-            AddressToken::Space(source) | AddressToken::Other(source) => source,
-        }
-    }
-}
-
-/// Rewrites each display name of several words, such as `André "Q. Public"`, as one quoted
-/// string with single spaces between the words (RFC 5322 section 3.2.2). mail-parser 0.11
-/// drops the whitespace before a quoted word of a phrase and would read `AndréQ. Public`.
-/// Single words, and names with a comment between their words, are left as written.
-fn quote_display_names(value: &str) -> String {
-    let tokens = tokenize_address_list(value);
-    let mut output = String::with_capacity(value.len() + 2);
-    let mut index = 0;
-    while let Some(token) = tokens.get(index) {
-        let mut words: Vec<&str> = Vec::new();
-        let mut end = index;
-        while let Some(AddressToken::Word { text, .. }) = tokens.get(end) {
-            words.push(text);
-            end += 1;
-            match (tokens.get(end), tokens.get(end + 1)) {
-                (Some(AddressToken::Space(_)), Some(AddressToken::Word { .. })) => end += 1,
-                _ => break,
-            }
-        }
-        let next = tokens
-            .get(end..)
-            .unwrap_or_default()
-            .iter()
-            .find(|token| !matches!(token, AddressToken::Space(_)));
-        let before_address =
-            matches!(next, Some(AddressToken::Other(text)) if text.starts_with('<'));
-        if words.len() > 1 && before_address {
-            let joined = words.join(" ");
-            output.push('"');
-            output.push_str(&joined.replace('\\', "\\\\").replace('"', "\\\""));
-            output.push('"');
-            index = end;
-        } else {
-            output.push_str(token.source());
-            index += 1;
-        }
-    }
-    output
-}
-
-/// Splits an address list into words, whitespace runs and other tokens. An unterminated
-/// quoted string, comment or `<…>` address runs to the end of the value.
-fn tokenize_address_list(value: &str) -> Vec<AddressToken> {
-    let mut tokens = Vec::new();
-    let mut chars = value.char_indices().peekable();
-    while let Some((start, ch)) = chars.next() {
-        let mut end = start + ch.len_utf8();
-        let token = match ch {
-            '"' => {
-                let mut text = String::new();
-                while let Some((position, next)) = chars.next() {
-                    end = position + next.len_utf8();
-                    match next {
-                        '"' => break,
-                        '\\' => {
-                            if let Some((escaped_at, escaped)) = chars.next() {
-                                end = escaped_at + escaped.len_utf8();
-                                text.push(escaped);
-                            }
-                        }
-                        other => text.push(other),
-                    }
-                }
-                let source = value.get(start..end).unwrap_or_default().to_string();
-                AddressToken::Word { text, source }
-            }
-            '(' => {
-                let mut depth = 1usize;
-                while let Some((position, next)) = chars.next() {
-                    end = position + next.len_utf8();
-                    match next {
-                        '\\' => {
-                            if let Some((escaped_at, escaped)) = chars.next() {
-                                end = escaped_at + escaped.len_utf8();
-                            }
-                        }
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    if depth == 0 {
-                        break;
-                    }
-                }
-                AddressToken::Other(value.get(start..end).unwrap_or_default().to_string())
-            }
-            '<' => {
-                for (position, next) in chars.by_ref() {
-                    end = position + next.len_utf8();
-                    if next == '>' {
-                        break;
-                    }
-                }
-                AddressToken::Other(value.get(start..end).unwrap_or_default().to_string())
-            }
-            _ if ch.is_whitespace() => {
-                while let Some((position, next)) = chars.next_if(|(_, next)| next.is_whitespace()) {
-                    end = position + next.len_utf8();
-                }
-                AddressToken::Space(value.get(start..end).unwrap_or_default().to_string())
-            }
-            _ if is_address_special(ch) => AddressToken::Other(ch.to_string()),
-            _ => {
-                while let Some((position, next)) = chars.next_if(|(_, next)| {
-                    !next.is_whitespace() && !is_address_special(*next) && !"\"(<".contains(*next)
-                }) {
-                    end = position + next.len_utf8();
-                }
-                let source = value.get(start..end).unwrap_or_default().to_string();
-                AddressToken::Word {
-                    text: source.clone(),
-                    source,
-                }
-            }
-        };
-        tokens.push(token);
-    }
-    tokens
-}
-
-/// Characters that end an atom in an address list. A period is kept in atoms, as the
-/// obsolete phrase syntax of RFC 5322 allows (`Q. Public`).
-fn is_address_special(ch: char) -> bool {
-    ",:;@[]>)\\".contains(ch)
 }
 
 /// Accepts `local@domain` with both sides non-empty and no whitespace or angle brackets.
@@ -807,106 +665,6 @@ fn part_text(
     Some(text)
 }
 
-/// Number of leading bytes in which an HTML document's `<meta>` charset is looked for, as
-/// in the WHATWG encoding prescan.
-const HTML_SNIFF_BYTES: usize = 1024;
-
-/// Finds the charset that a `<meta charset=…>` or `<meta http-equiv="Content-Type"
-/// content="…; charset=…">` tag in the first 1024 bytes declares. A UTF-16 label is read as
-/// UTF-8, as HTML requires, because a document readable as ASCII is not UTF-16.
-pub(crate) fn sniff_html_charset(bytes: &[u8]) -> Option<String> {
-    let head = bytes.get(..HTML_SNIFF_BYTES).unwrap_or(bytes);
-    let lower = head.to_ascii_lowercase();
-    let mut offset = 0;
-    while let Some(found) = find_bytes(lower.get(offset..)?, b"<meta") {
-        let tag_start = offset + found + b"<meta".len();
-        let rest = lower.get(tag_start..)?;
-        let tag_len = rest.iter().position(|&b| b == b'>').unwrap_or(rest.len());
-        let tag = rest.get(..tag_len)?;
-        if let Some(label) = charset_in_tag(tag) {
-            let label = String::from_utf8_lossy(label).into_owned();
-            return match encoding_for_label(&label) {
-                Some(encoding) if encoding == encoding_rs::UTF_16LE => Some("utf-8".into()),
-                Some(encoding) if encoding == encoding_rs::UTF_16BE => Some("utf-8".into()),
-                _ => Some(label),
-            };
-        }
-        offset = tag_start + tag_len;
-    }
-    None
-}
-
-/// Returns the value after `charset=` inside a lowercased `<meta …>` tag.
-fn charset_in_tag(tag: &[u8]) -> Option<&[u8]> {
-    let start = find_bytes(tag, b"charset")? + b"charset".len();
-    let rest = tag.get(start..)?;
-    let rest = rest.get(rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..)?;
-    let rest = rest.strip_prefix(b"=")?;
-    let rest = rest.get(rest.iter().take_while(|b| b.is_ascii_whitespace()).count()..)?;
-    let rest = rest
-        .strip_prefix(b"\"")
-        .or_else(|| rest.strip_prefix(b"'"))
-        .unwrap_or(rest);
-    let len = rest
-        .iter()
-        .position(|b| b"\"'; />".contains(b) || b.is_ascii_whitespace())
-        .unwrap_or(rest.len());
-    rest.get(..len).filter(|label| !label.is_empty())
-}
-
-fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|window| window == needle)
-}
-
-/// Unwraps `format=flowed` text (RFC 3676): a line that ends in a space continues on the
-/// next line of the same quote depth, except the signature separator `-- `. A leading
-/// space added by space-stuffing is removed, and with `delsp=yes` the space before each
-/// soft line break is removed too. Quoted lines are written back with one `>` per level and
-/// a space.
-fn unwrap_flowed(text: &str, delete_space: bool) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    // The paragraph being joined: its quote depth and text, while its last line was flowed.
-    let mut open: Option<(usize, String)> = None;
-    for line in text.split('\n') {
-        let depth = line.chars().take_while(|&ch| ch == '>').count();
-        let content = line.get(depth..).unwrap_or_default();
-        let content = content.strip_prefix(' ').unwrap_or(content);
-        let is_flowed = content.ends_with(' ') && content != "-- ";
-        let content = match content.strip_suffix(' ') {
-            Some(stripped) if is_flowed && delete_space => stripped,
-            _ => content,
-        };
-
-        let mut paragraph = match open.take() {
-            Some((open_depth, joined)) if open_depth == depth => joined,
-            Some((open_depth, joined)) => {
-                lines.push(quote_line(open_depth, &joined));
-                String::new()
-            }
-            None => String::new(),
-        };
-        paragraph.push_str(content);
-        if is_flowed {
-            open = Some((depth, paragraph));
-        } else {
-            lines.push(quote_line(depth, &paragraph));
-        }
-    }
-    if let Some((depth, joined)) = open {
-        lines.push(quote_line(depth, &joined));
-    }
-    lines.join("\n")
-}
-
-fn quote_line(depth: usize, content: &str) -> String {
-    if depth == 0 {
-        return content.to_string();
-    }
-    format!("{} {content}", ">".repeat(depth))
-}
-
 /// Turns CRLF, lone CR and the CR CR LF that a quoted-printable `=0D` before a line break
 /// leaves into `\n`.
 fn normalize_line_ends(text: &str) -> String {
@@ -987,6 +745,12 @@ fn character_reference(name: &str) -> Option<char> {
     };
     Some(ch)
 }
+
+#[path = "body_text.rs"]
+mod body_text;
+
+#[path = "display_names.rs"]
+mod display_names;
 
 #[cfg(test)]
 #[path = "decode_tests.rs"]

@@ -756,6 +756,18 @@ fn html_meta_charset_is_used() {
 }
 
 #[test]
+fn html_metadata_tag_is_not_meta() {
+    let html = b"<metadata charset=\"koi8-r\"></metadata><p>caf\xc3\xa9</p>";
+    let decoded = decode_message(&message_with(leaf("text/html", "text/html", html)));
+    assert!(
+        decoded
+            .body_html
+            .unwrap_or_default()
+            .ends_with("<p>café</p>")
+    );
+}
+
+#[test]
 fn html_meta_beyond_sniff_window_ignored() {
     let mut html = format!("<!--{}-->", "x".repeat(1100)).into_bytes();
     html.extend_from_slice(b"<meta charset=\"windows-1252\"><p>caf\xc3\xa9</p>");
@@ -853,6 +865,10 @@ fn body_attachments_skip_real_attachments() {
             },
         ],
     );
+    let mut forwarded = attachment("message/rfc822", "fwd.eml", "att-fwd", 300);
+    forwarded.parts = vec![attachment("text/plain", "inner.txt", "att-inner", 5)];
+    forwarded.parts[0].headers = headers(&[("Content-Type", "text/plain")]);
+    let payload = multipart("multipart/mixed", vec![payload, forwarded]);
     let ids: Vec<String> = body_attachments(&message_with(payload))
         .into_iter()
         .map(|found| found.attachment_id)
