@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::gmail::{GmailResult, SEND_MESSAGE, authenticate};
 use super::google_error::GoogleApiError;
+use super::mailbox::base_subject;
 use super::mime::{Mailbox as Address, ParsedEmail, parse_email};
 use super::params;
 use super::state::{SharedState, random_token};
@@ -276,22 +277,6 @@ fn complete_headers(raw: Vec<u8>, parsed: &ParsedEmail, account: &str) -> Vec<u8
     let mut out = added.into_bytes();
     out.extend_from_slice(&raw);
     out
-}
-
-/// Strips `Re:`, `Fwd:` and similar prefixes and compares case-insensitively, as Gmail does
-/// when it decides whether a message belongs to a thread.
-fn base_subject(subject: &str) -> String {
-    let mut rest = subject.trim();
-    loop {
-        let lower = rest.to_ascii_lowercase();
-        let prefix = ["re:", "fwd:", "fw:", "aw:", "wg:"]
-            .into_iter()
-            .find(|prefix| lower.starts_with(prefix));
-        match prefix {
-            Some(prefix) => rest = rest.get(prefix.len()..).unwrap_or_default().trim_start(),
-            None => return rest.to_lowercase(),
-        }
-    }
 }
 
 /// Stores a sent message in the sender's mailbox (labels SENT, plus INBOX and UNREAD when

@@ -109,22 +109,34 @@ impl Mailbox {
         threads.len()
     }
 
-    /// Finds the thread of a stored message whose Message-ID is one of `message_ids`.
-    pub fn thread_of_message_ids(&self, message_ids: &[String]) -> Option<String> {
-        self.messages
+    /// Finds the thread that a new message continues: the thread of a message it
+    /// references, if a message of that thread has the same subject without prefixes.
+    fn thread_of_reply(&self, parsed: &ParsedEmail) -> Option<String> {
+        let referenced_threads: Vec<&str> = self
+            .messages
             .values()
-            .find(|message| {
+            .filter(|message| {
                 message
                     .parsed
                     .message_id
                     .as_ref()
-                    .is_some_and(|own| message_ids.contains(own))
+                    .is_some_and(|id| parsed.thread_refs.contains(id))
+            })
+            .map(|message| message.thread_id.as_str())
+            .collect();
+        let subject = base_subject(&parsed.subject);
+        self.messages
+            .values()
+            .find(|message| {
+                referenced_threads.contains(&message.thread_id.as_str())
+                    && base_subject(&message.parsed.subject) == subject
             })
             .map(|message| message.thread_id.clone())
     }
 
     /// Stores a message and logs `messageAdded`. Without `thread_id`, the message joins the
-    /// thread of a message it references by In-Reply-To or References, else starts its own.
+    /// thread of a message it references by In-Reply-To or References when the subjects
+    /// match without `Re:`/`Fwd:` prefixes, as Gmail threads, else starts its own thread.
     pub fn insert(
         &mut self,
         raw: Vec<u8>,
@@ -135,7 +147,7 @@ impl Mailbox {
     ) -> &StoredMessage {
         let id = self.new_message_id();
         let thread_id = thread_id
-            .or_else(|| self.thread_of_message_ids(&parsed.thread_refs))
+            .or_else(|| self.thread_of_reply(&parsed))
             .unwrap_or_else(|| id.clone());
         let history_id = self.record(&id, &thread_id, &labels, Change::MessageAdded);
         let message = StoredMessage {
@@ -292,6 +304,22 @@ impl Mailbox {
             if !self.messages.contains_key(&id) {
                 return id;
             }
+        }
+    }
+}
+
+/// Strips `Re:`, `Fwd:` and similar prefixes and compares case-insensitively, as Gmail does
+/// when it decides whether a message belongs to a thread.
+pub fn base_subject(subject: &str) -> String {
+    let mut rest = subject.trim();
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let prefix = ["re:", "fwd:", "fw:", "aw:", "wg:"]
+            .into_iter()
+            .find(|prefix| lower.starts_with(prefix));
+        match prefix {
+            Some(prefix) => rest = rest.get(prefix.len()..).unwrap_or_default().trim_start(),
+            None => return rest.to_lowercase(),
         }
     }
 }
@@ -457,6 +485,42 @@ mod tests {
         assert_eq!(parent.thread_id, parent.id);
         assert_eq!(reply.thread_id, parent.id);
         assert_eq!(other.thread_id, other.id);
+        assert_eq!(mailbox.thread_count(), 2);
+    }
+
+    #[test]
+    fn reply_with_new_subject_starts_thread() {
+        let mut mailbox = Mailbox::new();
+        let labels = vec!["INBOX".to_string()];
+        let parent = mailbox
+            .insert(
+                Vec::new(),
+                parsed("Plans", "p@x", None),
+                labels.clone(),
+                1,
+                None,
+            )
+            .clone();
+        let unrelated = mailbox
+            .insert(
+                Vec::new(),
+                parsed("Re: Invoice 42", "u@x", Some("p@x")),
+                labels.clone(),
+                2,
+                None,
+            )
+            .clone();
+        let forwarded = mailbox
+            .insert(
+                Vec::new(),
+                parsed("Fwd: RE: plans", "f@x", Some("p@x")),
+                labels,
+                3,
+                None,
+            )
+            .clone();
+        assert_eq!(unrelated.thread_id, unrelated.id);
+        assert_eq!(forwarded.thread_id, parent.id);
         assert_eq!(mailbox.thread_count(), 2);
     }
 

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE;
 use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use serde_json::{Value, json};
 
+use crate::providers::google::decode::{decode_text, sniff_html_charset};
 use crate::providers::google::encoded_word::decode_encoded_words;
 
 /// Maximum length of a snippet, in characters.
@@ -171,8 +172,9 @@ pub fn parse_email(raw: &[u8]) -> Option<ParsedEmail> {
 
     let text = all_text(&message);
     let snippet_source = message
-        .body_text(0)
-        .map(|t| t.into_owned())
+        .text_body
+        .first()
+        .and_then(|&index| body_part_text(&message, index))
         .unwrap_or_default();
     let mut thread_refs = id_list(message.in_reply_to());
     thread_refs.extend(id_list(message.references()));
@@ -198,7 +200,10 @@ pub fn parse_email(raw: &[u8]) -> Option<ParsedEmail> {
     })
 }
 
-/// Recursion limit for nested multiparts and embedded messages.
+/// Recursion limit for nested multiparts and embedded messages. A part below the limit
+/// becomes one opaque leaf whose body is its raw content, children included.
+// NOTE: Gmail documents no nesting limit; this depth and the opaque leaf are the sandbox's
+// own choice.
 const MAX_DEPTH: usize = 32;
 
 fn convert_part(message: &Message<'_>, index: usize, part_id: String, depth: usize) -> MimePart {
@@ -223,7 +228,13 @@ fn convert_part(message: &Message<'_>, index: usize, part_id: String, depth: usi
             format!("{}/{}", ct.ctype(), subtype).to_ascii_lowercase()
         })
         .unwrap_or_else(|| "text/plain".to_string());
-    let filename = part.attachment_name().unwrap_or_default().to_string();
+    let filename = match part.attachment_name() {
+        Some(name) => name.to_string(),
+        // NOTE: Gmail shows an unnamed calendar part as `invite.ics` and serves it by
+        // attachmentId. This is observed behaviour, not documented.
+        None if mime_type == "text/calendar" => "invite.ics".to_string(),
+        None => String::new(),
+    };
 
     let mut node = MimePart {
         part_id: part_id.clone(),
@@ -235,6 +246,7 @@ fn convert_part(message: &Message<'_>, index: usize, part_id: String, depth: usi
         is_container: false,
     };
     if depth > MAX_DEPTH {
+        node.body = decode_transfer(body_bytes(raw, part), part.encoding);
         return node;
     }
 
@@ -418,13 +430,43 @@ fn html_escape(text: &str) -> String {
 
 fn all_text(message: &Message<'_>) -> String {
     let mut text = String::new();
-    for position in 0..message.text_body.len() {
-        if let Some(body) = message.body_text(position) {
+    for &index in &message.text_body {
+        if let Some(body) = body_part_text(message, index) {
             text.push_str(&body);
             text.push('\n');
         }
     }
     text
+}
+
+/// Decodes a text or HTML body part from the raw bytes the way `body.data` is made, then
+/// with its charset (for HTML without one, the charset of its `<meta>` tag), and renders
+/// HTML as text. mail-parser's own text decoder turns a base64 body without `=` padding,
+/// such as `w6nDqA`, into U+FFFD where Gmail reads it.
+fn body_part_text(message: &Message<'_>, index: u32) -> Option<String> {
+    let part = message.parts.get(usize::try_from(index).ok()?)?;
+    let is_html = matches!(part.body, PartType::Html(_));
+    if !is_html && !matches!(part.body, PartType::Text(_)) {
+        return None;
+    }
+    let bytes = decode_transfer(
+        body_bytes(message.raw_message.as_ref(), part),
+        part.encoding,
+    );
+    let charset = part
+        .content_type()
+        .and_then(|content_type| content_type.attribute("charset"))
+        .map(str::to_string);
+    let charset = match charset {
+        Some(charset) => Some(charset),
+        None if is_html => sniff_html_charset(&bytes),
+        None => None,
+    };
+    let text = decode_text(&bytes, charset.as_deref());
+    if is_html {
+        return Some(mail_parser::decoders::html::html_to_text(&text));
+    }
+    Some(text)
 }
 
 fn id_list(value: &HeaderValue<'_>) -> Vec<String> {

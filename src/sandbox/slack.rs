@@ -20,6 +20,20 @@ use super::state::{SharedState, random_digits};
 const MAX_TEXT_CHARS: usize = 40_000;
 /// Slack's limit on the number of blocks in one message.
 const MAX_BLOCKS: usize = 50;
+/// Block types that `chat.postMessage` accepts in a message (Slack's Block Kit reference
+/// lists `input` and `file` as usable in messages as well).
+const MESSAGE_BLOCK_TYPES: [&str; 10] = [
+    "section",
+    "divider",
+    "image",
+    "actions",
+    "context",
+    "input",
+    "header",
+    "file",
+    "rich_text",
+    "video",
+];
 
 /// App id in every sandbox token response.
 pub const APP_ID: &str = "A0SANDBOX01";
@@ -433,9 +447,12 @@ fn parse_blocks(args: &Arguments) -> Result<Option<Value>, SlackError> {
     let list = blocks
         .as_array()
         .ok_or_else(|| SlackError::new("invalid_blocks_format"))?;
-    let well_formed = list
-        .iter()
-        .all(|block| block.get("type").and_then(Value::as_str).is_some());
+    let well_formed = list.iter().all(|block| {
+        block
+            .get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|kind| MESSAGE_BLOCK_TYPES.contains(&kind))
+    });
     if list.len() > MAX_BLOCKS || !well_formed {
         return Err(SlackError::new("invalid_blocks"));
     }
@@ -842,6 +859,40 @@ fn auth_revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn block_arguments(blocks: Value) -> Arguments {
+        let mut values = Map::new();
+        values.insert("blocks".to_string(), blocks);
+        Arguments {
+            values,
+            missing_charset: false,
+            form_token: None,
+        }
+    }
+
+    #[test]
+    fn blocks_need_known_type() {
+        let rejected = [
+            json!([{"type": "bogus"}]),
+            json!([{"text": {"type": "plain_text", "text": "no type"}}]),
+            json!([{"type": 7}]),
+            json!([{"type": "divider"}, {"type": "Section"}]),
+            json!(["divider"]),
+        ];
+        for blocks in rejected {
+            let error = parse_blocks(&block_arguments(blocks.clone())).err();
+            assert_eq!(
+                error.map(|error| error.error),
+                Some("invalid_blocks".to_string()),
+                "blocks {blocks}"
+            );
+        }
+        for kind in MESSAGE_BLOCK_TYPES {
+            let blocks = json!([{ "type": kind }]);
+            let parsed = parse_blocks(&block_arguments(blocks.clone()));
+            assert!(matches!(parsed, Ok(Some(_))), "blocks {blocks}");
+        }
+    }
 
     #[test]
     fn channel_lookup_by_id_and_name() {

@@ -5,7 +5,7 @@
 //! transcode. Header values usually arrive with RFC 2047 words already decoded, but not
 //! always, so this module decodes leftovers too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -17,8 +17,11 @@ use serde::Serialize;
 use super::encoded_word::{decode_encoded_words, quote_encoded_words};
 use super::mime_params;
 use super::wire::{GmailMessage, MessagePart, MessagePartHeader};
+pub(crate) use body_text::sniff_html_charset;
+use body_text::unwrap_flowed;
+use display_names::quote_display_names;
 
-/// Maximum depth of nested MIME parts that the decoder walks; deeper parts are ignored.
+/// Maximum depth of nested MIME parts that the decoder walks. Deeper parts are ignored.
 const MAX_PART_DEPTH: usize = 64;
 
 /// Line width for the plain-text rendering of an HTML body, wide so that paragraphs are
@@ -33,10 +36,10 @@ pub struct Message {
     pub thread_id: Option<String>,
     pub subject: Option<String>,
     pub snippet: String,
-    /// Plain text with `\n` line ends: the first inline `text/plain` part, else a rendering
-    /// of the HTML body.
+    /// Plain text with `\n` line ends: every inline `text/plain` part in order, joined by a
+    /// blank line. A body part that has only HTML contributes a rendering of it.
     pub body_text: Option<String>,
-    /// The first inline `text/html` part, with `\n` line ends.
+    /// Every inline `text/html` part in order, joined by a blank line, with `\n` line ends.
     pub body_html: Option<String>,
     pub from: Option<EmailAddress>,
     pub to: Vec<EmailAddress>,
@@ -115,6 +118,8 @@ pub fn decode_text(bytes: &[u8], charset: Option<&str>) -> String {
 /// Looks up a charset label: quotes, surrounding whitespace, an RFC 2231 language suffix
 /// and case are ignored. Labels that encode to the WHATWG "replacement" encoding, such as
 /// `iso-2022-kr`, are treated as unknown so their text is not lost.
+// NOTE: encoding_rs has no UTF-7, so a `charset=utf-7` body decodes as UTF-8 and shows its
+// `+…-` escapes literally.
 fn encoding_for_label(label: &str) -> Option<&'static Encoding> {
     let label = label
         .trim()
@@ -148,21 +153,72 @@ fn find_header<'a>(headers: &'a [MessagePartHeader], name: &str) -> Option<&'a s
 }
 
 /// Decodes a Gmail message into Patchbay's message shape, best effort: a missing or
-/// malformed piece leaves its field empty and never fails the whole message.
+/// malformed piece leaves its field empty and never fails the whole message. A body part
+/// that Gmail serves only by `attachmentId` is listed in `attachments`. Use
+/// [`decode_message_with_bodies`] to read it as a body.
 pub fn decode_message(message: &GmailMessage) -> Message {
+    decode_message_with_bodies(message, &HashMap::new())
+}
+
+/// A text part that is a message body but whose content Gmail returns only by
+/// `attachmentId`: a part with a file name, or a large one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyAttachment {
+    pub attachment_id: String,
+    /// Size of the content in bytes, as Gmail reports it.
+    pub size: i64,
+}
+
+/// Lists the body parts of a message that must be fetched with `messages.attachments.get`
+/// before [`decode_message_with_bodies`] can read them, in document order.
+pub fn body_attachments(message: &GmailMessage) -> Vec<BodyAttachment> {
+    let mut found = Vec::new();
+    if let Some(payload) = &message.payload {
+        find_body_attachments(payload, 0, &mut found);
+    }
+    found
+}
+
+fn find_body_attachments(part: &MessagePart, depth: usize, found: &mut Vec<BodyAttachment>) {
+    if depth > MAX_PART_DEPTH {
+        return;
+    }
+    let mime_type = part_mime_type(part);
+    if mime_type.starts_with("multipart/") {
+        for child in &part.parts {
+            find_body_attachments(child, depth + 1, found);
+        }
+    }
+    let Some(body) = &part.body else {
+        return;
+    };
+    let is_body_type = mime_type == "text/plain" || mime_type == "text/html";
+    if !part.parts.is_empty() || !is_body_type || is_attachment_disposition(part) {
+        return;
+    }
+    if let (Some(id), None) = (&body.attachment_id, &body.data) {
+        found.push(BodyAttachment {
+            attachment_id: id.clone(),
+            size: body.size,
+        });
+    }
+}
+
+/// Decodes a Gmail message like [`decode_message`], reading the content of parts that
+/// Gmail serves by `attachmentId` from `fetched_bodies` (attachment id to the decoded
+/// bytes that `messages.attachments.get` returns). A body part found there is not listed
+/// in `attachments`.
+pub fn decode_message_with_bodies(
+    message: &GmailMessage,
+    fetched_bodies: &HashMap<String, Vec<u8>>,
+) -> Message {
     let root_headers: &[MessagePartHeader] = message
         .payload
         .as_ref()
         .map(|payload| payload.headers.as_slice())
         .unwrap_or_default();
 
-    let mut bodies = BodyCollector::default();
-    if let Some(payload) = &message.payload {
-        bodies.visit(payload, 0);
-    }
-    let body_text = bodies
-        .text
-        .or_else(|| bodies.html.as_deref().and_then(html_to_text));
+    let bodies = Bodies::collect(message.payload.as_ref(), fetched_bodies);
 
     Message {
         id: message.id.clone(),
@@ -173,7 +229,7 @@ pub fn decode_message(message: &GmailMessage) -> Message {
             .as_deref()
             .map(unescape_html_entities)
             .unwrap_or_default(),
-        body_text,
+        body_text: bodies.text,
         body_html: bodies.html,
         from: address_header(root_headers, "From").into_iter().next(),
         to: address_header(root_headers, "To"),
@@ -227,7 +283,8 @@ fn address_header(headers: &[MessagePartHeader], name: &str) -> Vec<EmailAddress
 }
 
 pub(crate) fn parse_addresses(value: &str) -> Vec<EmailAddress> {
-    let prepared = format!("{}\n", quote_encoded_words(&unfold(value)));
+    let quoted = quote_display_names(&quote_encoded_words(&unfold(value)));
+    let prepared = format!("{quoted}\n");
     let parsed = MessageStream::new(prepared.as_bytes()).parse_address();
     let HeaderValue::Address(address) = parsed else {
         return Vec::new();
@@ -314,43 +371,170 @@ fn parse_date(value: &str) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(date.to_timestamp(), 0)
 }
 
+/// Separator between the texts of several inline body parts, as in Apple Mail's
+/// `multipart/mixed` of text, inline image and more text.
+const BODY_PART_SEPARATOR: &str = "\n\n";
+
+/// The body found in one part of the tree: an inline text part, or the chosen alternatives
+/// of a `multipart/alternative`.
+#[derive(Debug, Default)]
+struct BodyPiece {
+    text: Option<String>,
+    html: Option<String>,
+}
+
 /// Bodies and attachments found while walking the part tree.
-#[derive(Default)]
-struct BodyCollector {
+struct Bodies {
     text: Option<String>,
     html: Option<String>,
     attachments: Vec<AttachmentInfo>,
 }
 
-impl BodyCollector {
-    fn visit(&mut self, part: &MessagePart, depth: usize) {
+impl Bodies {
+    /// Walks the tree from `payload`. Every body piece contributes to `text` (its plain
+    /// text, else a rendering of its HTML) and its HTML to `html`, in document order.
+    fn collect(payload: Option<&MessagePart>, fetched: &HashMap<String, Vec<u8>>) -> Bodies {
+        let mut walker = PartWalker {
+            fetched,
+            attachments: Vec::new(),
+        };
+        let pieces = match payload {
+            Some(part) => walker.collect_pieces(part, 0),
+            None => Vec::new(),
+        };
+        let attachments = walker.attachments;
+        let texts: Vec<String> = pieces
+            .iter()
+            .filter_map(|piece| match (&piece.text, &piece.html) {
+                (Some(text), _) => Some(text.clone()),
+                (None, Some(html)) => html_to_text(html),
+                (None, None) => None,
+            })
+            .collect();
+        let htmls: Vec<&str> = pieces.iter().filter_map(|p| p.html.as_deref()).collect();
+        Bodies {
+            text: join_nonempty(&texts),
+            html: join_nonempty(&htmls),
+            attachments,
+        }
+    }
+}
+
+fn join_nonempty<S: AsRef<str>>(parts: &[S]) -> Option<String> {
+    (!parts.is_empty()).then(|| {
+        let parts: Vec<&str> = parts.iter().map(AsRef::as_ref).collect();
+        parts.join(BODY_PART_SEPARATOR)
+    })
+}
+
+/// State of one walk over the part tree.
+struct PartWalker<'a> {
+    /// Content of parts that Gmail serves by `attachmentId`, by that id.
+    fetched: &'a HashMap<String, Vec<u8>>,
+    /// Every leaf that is neither a body nor empty, in document order.
+    attachments: Vec<AttachmentInfo>,
+}
+
+impl PartWalker<'_> {
+    /// Returns the body pieces of `part` in document order.
+    fn collect_pieces(&mut self, part: &MessagePart, depth: usize) -> Vec<BodyPiece> {
         if depth > MAX_PART_DEPTH {
-            return;
+            return Vec::new();
         }
         let mime_type = part_mime_type(part);
-        if mime_type.starts_with("multipart/") {
-            for child in &part.parts {
-                self.visit(child, depth + 1);
+        // A multipart without children is a leaf: the sandbox, for one, returns a tree cut off
+        // at its depth limit as one opaque part.
+        if !mime_type.starts_with("multipart/") || part.parts.is_empty() {
+            return self.collect_leaf(part, mime_type).into_iter().collect();
+        }
+        if mime_type != "multipart/alternative" {
+            return part
+                .parts
+                .iter()
+                .flat_map(|child| self.collect_pieces(child, depth + 1))
+                .collect();
+        }
+
+        // RFC 2046 section 5.1.4 orders alternatives from plainest to richest, so the last
+        // alternative that has plain text gives the text and the last one with HTML gives the
+        // HTML. Other text alternatives are renderings of the same content and are dropped;
+        // leaves that are no body, such as a `text/calendar` invite, stay attachments.
+        let mut chosen = BodyPiece::default();
+        for child in &part.parts {
+            let pieces = self.collect_pieces(child, depth + 1);
+            let texts: Vec<&str> = pieces.iter().filter_map(|p| p.text.as_deref()).collect();
+            let htmls: Vec<&str> = pieces.iter().filter_map(|p| p.html.as_deref()).collect();
+            if let Some(text) = join_nonempty(&texts) {
+                chosen.text = Some(text);
             }
-            return;
+            if let Some(html) = join_nonempty(&htmls) {
+                chosen.html = Some(html);
+            }
         }
-        if let Some(filename) = attachment_filename(part, &mime_type) {
-            self.attachments.push(AttachmentInfo {
-                attachment_id: part.body.as_ref().and_then(|b| b.attachment_id.clone()),
-                filename,
-                mime_type,
-                size: part.body.as_ref().map(|body| body.size).unwrap_or(0),
-            });
-            return;
+        if chosen.text.is_none() && chosen.html.is_none() {
+            return Vec::new();
         }
-        let slot = match mime_type.as_str() {
-            "text/plain" => &mut self.text,
-            "text/html" => &mut self.html,
-            _ => return,
-        };
-        if slot.is_none() {
-            *slot = part_text(part);
+        vec![chosen]
+    }
+
+    /// Reads a leaf part. A `text/plain` or `text/html` part that is not
+    /// `Content-Disposition: attachment` is a body, even when it has a file name, as long as it
+    /// has text. Any other leaf with content becomes an attachment.
+    fn collect_leaf(&mut self, part: &MessagePart, mime_type: String) -> Option<BodyPiece> {
+        let is_body_type = mime_type == "text/plain" || mime_type == "text/html";
+        if is_body_type && !is_attachment_disposition(part) {
+            if let Some(text) = part_text(part, &mime_type, self.fetched) {
+                let piece = if mime_type == "text/html" {
+                    BodyPiece {
+                        text: None,
+                        html: Some(text),
+                    }
+                } else {
+                    BodyPiece {
+                        text: Some(text),
+                        html: None,
+                    }
+                };
+                return Some(piece);
+            }
         }
+        if is_empty_part(part, &mime_type) {
+            return None;
+        }
+        // NOTE: a part whose content Gmail returns inline (no attachmentId), such as a small
+        // unnamed text/calendar part, is listed with attachmentId null, so a client cannot
+        // fetch its content through the attachments endpoint.
+        self.attachments.push(AttachmentInfo {
+            attachment_id: part.body.as_ref().and_then(|b| b.attachment_id.clone()),
+            filename: attachment_filename(part, &mime_type),
+            mime_type,
+            size: part.body.as_ref().map(|body| body.size).unwrap_or(0),
+        });
+        None
+    }
+}
+
+/// Returns whether the part has `Content-Disposition: attachment`.
+fn is_attachment_disposition(part: &MessagePart) -> bool {
+    find_header(&part.headers, "Content-Disposition")
+        .is_some_and(|value| mime_params::essence(&unfold(value)) == "attachment")
+}
+
+/// Returns whether a leaf has no content: no `attachmentId` and no (or empty) inline data.
+/// An attached message (`message/rfc822`) never counts as empty.
+fn is_empty_part(part: &MessagePart, mime_type: &str) -> bool {
+    if mime_type == "message/rfc822" {
+        return false;
+    }
+    let Some(body) = &part.body else {
+        return true;
+    };
+    if body.attachment_id.is_some() {
+        return false;
+    }
+    match body.data.as_deref() {
+        None => true,
+        Some(data) => decode_base64url(data).is_ok_and(|bytes| bytes.is_empty()),
     }
 }
 
@@ -371,44 +555,51 @@ fn part_mime_type(part: &MessagePart) -> String {
         .unwrap_or_else(|| "text/plain".to_string())
 }
 
-/// Returns the attachment file name if the part is an attachment: it has a file name, a
-/// `Content-Disposition: attachment`, or is an attached message (`message/rfc822`).
-fn attachment_filename(part: &MessagePart, mime_type: &str) -> Option<String> {
-    let disposition = find_header(&part.headers, "Content-Disposition").map(unfold);
-    let content_type = find_header(&part.headers, "Content-Type").map(unfold);
-
+/// Returns an attachment's file name: Gmail's `filename`, else the `filename` of
+/// `Content-Disposition` or the `name` of `Content-Type`, else a name made from its type.
+fn attachment_filename(part: &MessagePart, mime_type: &str) -> String {
     let header_filename = || {
-        let from_disposition = disposition
-            .as_deref()
-            .and_then(|value| mime_params::parameter(value, "filename"));
+        let from_disposition = find_header(&part.headers, "Content-Disposition")
+            .and_then(|value| mime_params::parameter(&unfold(value), "filename"));
         from_disposition
             .or_else(|| {
-                content_type
-                    .as_deref()
-                    .and_then(|value| mime_params::parameter(value, "name"))
+                find_header(&part.headers, "Content-Type")
+                    .and_then(|value| mime_params::parameter(&unfold(value), "name"))
             })
             .filter(|name| !name.trim().is_empty())
     };
-    let filename = part
-        .filename
+    part.filename
         .as_deref()
         .filter(|name| !name.trim().is_empty())
         .map(decode_filename)
-        .or_else(header_filename);
-    if filename.is_some() {
-        return filename;
-    }
+        .or_else(header_filename)
+        .unwrap_or_else(|| default_filename(mime_type))
+}
 
-    let is_attachment = disposition
-        .as_deref()
-        .is_some_and(|value| mime_params::essence(value) == "attachment");
-    if mime_type == "message/rfc822" {
-        Some("message.eml".to_string())
-    } else if is_attachment {
-        Some("attachment".to_string())
-    } else {
-        None
-    }
+/// Names an unnamed attachment after its MIME type: `message.eml` for an attached message,
+/// `invite.ics` for a calendar invite, else `attachment.` and a usual extension (`bin` for
+/// types without one).
+fn default_filename(mime_type: &str) -> String {
+    let extension = match mime_type {
+        "message/rfc822" => return "message.eml".to_string(),
+        "text/calendar" | "application/ics" => return "invite.ics".to_string(),
+        "text/html" => "html",
+        "text/csv" => "csv",
+        "text/xml" | "application/xml" => "xml",
+        "image/jpeg" => "jpg",
+        "image/svg+xml" => "svg",
+        "application/pdf" => "pdf",
+        "application/zip" => "zip",
+        "application/json" => "json",
+        "audio/mpeg" => "mp3",
+        "video/mp4" => "mp4",
+        "image/png" | "image/gif" | "image/webp" | "image/bmp" | "image/tiff" => {
+            mime_type.trim_start_matches("image/")
+        }
+        _ if mime_type.starts_with("text/") => "txt",
+        _ => "bin",
+    };
+    format!("attachment.{extension}")
 }
 
 /// Decodes what Gmail left encoded in a file name: RFC 2047 words, or a whole RFC 2231
@@ -430,19 +621,48 @@ fn decode_filename(name: &str) -> String {
     decode_encoded_words(name)
 }
 
-/// Decodes an inline text part's body with its charset. A body that Gmail left out of the
-/// resource (only an `attachmentId`) or that is empty gives `None`.
-// NOTE: a text body that Gmail stores behind an attachmentId (a large text part) is not
-// fetched here, so bodyText or bodyHtml stays null for it.
-fn part_text(part: &MessagePart) -> Option<String> {
-    let data = part.body.as_ref()?.data.as_deref()?;
-    let bytes = decode_base64url(data)
-        .ok()
-        .filter(|bytes| !bytes.is_empty())?;
-    let charset = find_header(&part.headers, "Content-Type")
-        .and_then(|value| mime_params::parameter(&unfold(value), "charset"));
-    let text = decode_text(&bytes, charset.as_deref());
-    Some(normalize_line_ends(&text))
+/// Decodes a text part's body with its charset. A body that Gmail left out of the resource
+/// (only an `attachmentId`) gives `None` unless `fetched` has its content, and an empty body
+/// gives `None`. HTML without a charset
+/// parameter uses the charset its `<meta>` tag declares, and `format=flowed` text is
+/// unwrapped (RFC 3676).
+fn part_text(
+    part: &MessagePart,
+    mime_type: &str,
+    fetched: &HashMap<String, Vec<u8>>,
+) -> Option<String> {
+    let body = part.body.as_ref()?;
+    let fetched_bytes = body
+        .attachment_id
+        .as_ref()
+        .and_then(|id| fetched.get(id))
+        .cloned();
+    let bytes = match (&body.data, fetched_bytes) {
+        (Some(data), _) => decode_base64url(data).ok()?,
+        (None, Some(bytes)) => bytes,
+        (None, None) => return None,
+    };
+    if bytes.is_empty() {
+        return None;
+    }
+    let content_type = find_header(&part.headers, "Content-Type").map(unfold);
+    let param = |name: &str| {
+        content_type
+            .as_deref()
+            .and_then(|value| mime_params::parameter(value, name))
+    };
+    let charset = match param("charset") {
+        Some(charset) => Some(charset),
+        None if mime_type == "text/html" => sniff_html_charset(&bytes),
+        None => None,
+    };
+    let text = normalize_line_ends(&decode_text(&bytes, charset.as_deref()));
+    let flowed = param("format").is_some_and(|format| format.eq_ignore_ascii_case("flowed"));
+    if mime_type == "text/plain" && flowed {
+        let delete_space = param("delsp").is_some_and(|delsp| delsp.eq_ignore_ascii_case("yes"));
+        return Some(unwrap_flowed(&text, delete_space));
+    }
+    Some(text)
 }
 
 /// Turns CRLF, lone CR and the CR CR LF that a quoted-printable `=0D` before a line break
@@ -525,6 +745,12 @@ fn character_reference(name: &str) -> Option<char> {
     };
     Some(ch)
 }
+
+#[path = "body_text.rs"]
+mod body_text;
+
+#[path = "display_names.rs"]
+mod display_names;
 
 #[cfg(test)]
 #[path = "decode_tests.rs"]

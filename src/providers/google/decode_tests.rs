@@ -199,7 +199,10 @@ fn attachment_only_and_empty_bodies() {
     let decoded = decode_message(&message_with(payload));
     assert_eq!(decoded.body_text, None);
     assert_eq!(decoded.body_html, None);
-    assert!(decoded.attachments.is_empty());
+    // The text behind an attachmentId is listed so that a client can still fetch it.
+    assert_eq!(filenames(&decoded), vec!["attachment.txt"]);
+    assert_eq!(decoded.attachments[0].attachment_id.as_deref(), Some("big"));
+    assert_eq!(decoded.attachments[0].size, 9_000_000);
 }
 
 #[test]
@@ -282,7 +285,7 @@ fn leftover_encoded_filenames_decode() {
 }
 
 #[test]
-fn text_attachment_is_not_body() {
+fn named_text_without_disposition_is_body() {
     let mut notes = leaf(
         "text/plain",
         "text/plain; name=notes.txt",
@@ -294,8 +297,11 @@ fn text_attachment_is_not_body() {
         vec![notes, leaf("text/plain", "text/plain", b"real body")],
     );
     let decoded = decode_message(&message_with(payload));
-    assert_eq!(decoded.body_text.as_deref(), Some("real body"));
-    assert_eq!(decoded.attachments[0].filename, "notes.txt");
+    assert_eq!(
+        decoded.body_text.as_deref(),
+        Some("attached notes\n\nreal body")
+    );
+    assert!(decoded.attachments.is_empty(), "{:?}", decoded.attachments);
 }
 
 #[test]
@@ -314,7 +320,7 @@ fn disposition_attachment_without_name() {
         .iter()
         .map(|a| a.filename.as_str())
         .collect();
-    assert_eq!(names, vec!["attachment", "message.eml"]);
+    assert_eq!(names, vec!["attachment.bin", "message.eml"]);
 }
 
 #[test]
@@ -518,4 +524,354 @@ fn deep_nesting_does_not_overflow() {
     }
     let decoded = decode_message(&message_with(part));
     assert_eq!(decoded.body_text, None);
+}
+
+fn with_headers(mut part: MessagePart, pairs: &[(&str, &str)]) -> MessagePart {
+    part.headers = headers(pairs);
+    part
+}
+
+fn filenames(message: &Message) -> Vec<&str> {
+    message
+        .attachments
+        .iter()
+        .map(|attachment| attachment.filename.as_str())
+        .collect()
+}
+
+#[test]
+fn named_inline_text_is_body() {
+    let mut single = with_headers(
+        leaf("text/plain", "text/plain", b"quarterly numbers"),
+        &[
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Disposition", "inline; filename=report.txt"),
+        ],
+    );
+    single.filename = Some("report.txt".into());
+    let decoded = decode_message(&message_with(single));
+    assert_eq!(decoded.body_text.as_deref(), Some("quarterly numbers"));
+    assert!(decoded.attachments.is_empty(), "{:?}", decoded.attachments);
+}
+
+#[test]
+fn named_alternatives_are_bodies() {
+    let mut plain = leaf("text/plain", "text/plain; name=body.txt", b"plain body");
+    plain.filename = Some("body.txt".into());
+    let mut html = leaf(
+        "text/html",
+        "text/html; name=body.html",
+        b"<p>html body</p>",
+    );
+    html.filename = Some("body.html".into());
+    let decoded = decode_message(&message_with(multipart(
+        "multipart/alternative",
+        vec![plain, html],
+    )));
+    assert_eq!(decoded.body_text.as_deref(), Some("plain body"));
+    assert_eq!(decoded.body_html.as_deref(), Some("<p>html body</p>"));
+    assert!(decoded.attachments.is_empty(), "{:?}", decoded.attachments);
+}
+
+#[test]
+fn attachment_disposition_text_is_attachment() {
+    let notes = with_headers(
+        leaf("text/plain", "text/plain", b"attached notes"),
+        &[
+            ("Content-Type", "text/plain"),
+            ("Content-Disposition", "attachment"),
+        ],
+    );
+    let payload = multipart(
+        "multipart/mixed",
+        vec![leaf("text/plain", "text/plain", b"real body"), notes],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text.as_deref(), Some("real body"));
+    assert_eq!(filenames(&decoded), vec!["attachment.txt"]);
+}
+
+#[test]
+fn text_around_inline_image_joins() {
+    let mut image = attachment("image/png", "photo.png", "img", 2048);
+    image.headers = headers(&[
+        ("Content-Type", "image/png; name=photo.png"),
+        ("Content-Disposition", "inline; filename=photo.png"),
+    ]);
+    let payload = multipart(
+        "multipart/mixed",
+        vec![
+            leaf("text/plain", "text/plain", b"first"),
+            image,
+            leaf("text/plain", "text/plain", b"second after image"),
+        ],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(
+        decoded.body_text.as_deref(),
+        Some("first\n\nsecond after image")
+    );
+    assert_eq!(filenames(&decoded), vec!["photo.png"]);
+}
+
+#[test]
+fn several_html_parts_join() {
+    let first = multipart(
+        "multipart/alternative",
+        vec![
+            leaf("text/plain", "text/plain", b"first"),
+            leaf("text/html", "text/html", b"<p>first</p>"),
+        ],
+    );
+    let payload = multipart(
+        "multipart/mixed",
+        vec![
+            first,
+            attachment("image/png", "photo.png", "img", 2048),
+            leaf("text/html", "text/html", b"<p>second</p>"),
+        ],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(
+        decoded.body_html.as_deref(),
+        Some("<p>first</p>\n\n<p>second</p>")
+    );
+    // The second piece has only HTML, so bodyText gets a plain-text rendering of it.
+    assert_eq!(decoded.body_text.as_deref(), Some("first\n\nsecond"));
+}
+
+#[test]
+fn alternative_takes_last_of_each_type() {
+    let payload = multipart(
+        "multipart/alternative",
+        vec![
+            leaf("text/plain", "text/plain", b"short"),
+            leaf("text/plain", "text/plain", b"richer"),
+            leaf("text/html", "text/html", b"<p>html</p>"),
+        ],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text.as_deref(), Some("richer"));
+    assert_eq!(decoded.body_html.as_deref(), Some("<p>html</p>"));
+    assert!(decoded.attachments.is_empty(), "{:?}", decoded.attachments);
+}
+
+#[test]
+fn calendar_parts_are_attachments() {
+    let ics = b"BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n";
+    let single = leaf("text/calendar", "text/calendar; method=REQUEST", ics);
+    let decoded = decode_message(&message_with(single));
+    assert_eq!(decoded.body_text, None);
+    assert_eq!(filenames(&decoded), vec!["invite.ics"]);
+    assert_eq!(decoded.attachments[0].mime_type, "text/calendar");
+    assert_eq!(decoded.attachments[0].size, ics.len() as i64);
+
+    let alternative = multipart(
+        "multipart/alternative",
+        vec![
+            leaf("text/plain", "text/plain", b"You are invited"),
+            leaf("text/html", "text/html", b"<p>You are invited</p>"),
+            leaf("text/calendar", "text/calendar; method=REQUEST", ics),
+        ],
+    );
+    let decoded = decode_message(&message_with(alternative));
+    assert_eq!(decoded.body_text.as_deref(), Some("You are invited"));
+    assert_eq!(filenames(&decoded), vec!["invite.ics"]);
+}
+
+#[test]
+fn unnamed_leaves_get_type_names() {
+    let cases = [
+        ("application/octet-stream", "attachment.bin"),
+        ("application/x-unknown", "attachment.bin"),
+        ("image/png", "attachment.png"),
+        ("image/jpeg", "attachment.jpg"),
+        ("application/pdf", "attachment.pdf"),
+        ("text/csv", "attachment.csv"),
+        ("application/ics", "invite.ics"),
+    ];
+    for (mime_type, expected) in cases {
+        let part = leaf(mime_type, mime_type, b"data");
+        let decoded = decode_message(&message_with(part));
+        assert_eq!(filenames(&decoded), vec![expected], "type {mime_type}");
+    }
+}
+
+#[test]
+fn encoded_word_before_quoted_name() {
+    let cases = [
+        (
+            "=?utf-8?Q?Andr=C3=A9?= \"Q. Public\" <aq@example.com>",
+            "André Q. Public",
+        ),
+        (
+            "=?utf-8?Q?Andr=C3=A9?= Public <aq@example.com>",
+            "André Public",
+        ),
+        ("\"Q.\" =?utf-8?Q?Andr=C3=A9?= <aq@example.com>", "Q. André"),
+        (
+            "=?utf-8?Q?Andr=C3=A9?= =?utf-8?Q?_M=C3=BCller?= <aq@example.com>",
+            "André Müller",
+        ),
+        (
+            "=?utf-8?Q?Andr=C3=A9?=  \t Public <aq@example.com>",
+            "André Public",
+        ),
+    ];
+    for (input, expected) in cases {
+        let parsed = parse_addresses(input);
+        let name = parsed.first().and_then(|address| address.name.as_deref());
+        assert_eq!(name, Some(expected), "input {input:?}");
+        assert_eq!(
+            parsed.first().map(|a| a.email.as_str()),
+            Some("aq@example.com")
+        );
+    }
+}
+
+#[test]
+fn html_meta_charset_is_used() {
+    let meta_charset =
+        b"<html><head><meta charset=\"windows-1252\"></head><body>caf\xe9 \x80</body></html>";
+    let decoded = decode_message(&message_with(leaf("text/html", "text/html", meta_charset)));
+    let html = decoded.body_html.unwrap_or_default();
+    assert!(html.contains("café €"), "html {html:?}");
+
+    let http_equiv = b"<html><head><META HTTP-EQUIV=\"Content-Type\" CONTENT=\"text/html; charset=iso-8859-1\"></head><body>Gr\xfc\xdfe</body></html>";
+    let decoded = decode_message(&message_with(leaf("text/html", "text/html", http_equiv)));
+    let html = decoded.body_html.unwrap_or_default();
+    assert!(html.contains("Grüße"), "html {html:?}");
+
+    // A charset parameter wins over the meta tag.
+    let both = b"<meta charset=\"koi8-r\"><p>caf\xc3\xa9</p>";
+    let decoded = decode_message(&message_with(leaf(
+        "text/html",
+        "text/html; charset=utf-8",
+        both,
+    )));
+    assert_eq!(
+        decoded.body_html.as_deref(),
+        Some("<meta charset=\"koi8-r\"><p>café</p>")
+    );
+}
+
+#[test]
+fn html_metadata_tag_is_not_meta() {
+    let html = b"<metadata charset=\"koi8-r\"></metadata><p>caf\xc3\xa9</p>";
+    let decoded = decode_message(&message_with(leaf("text/html", "text/html", html)));
+    assert!(
+        decoded
+            .body_html
+            .unwrap_or_default()
+            .ends_with("<p>café</p>")
+    );
+}
+
+#[test]
+fn html_meta_beyond_sniff_window_ignored() {
+    let mut html = format!("<!--{}-->", "x".repeat(1100)).into_bytes();
+    html.extend_from_slice(b"<meta charset=\"windows-1252\"><p>caf\xc3\xa9</p>");
+    let decoded = decode_message(&message_with(leaf("text/html", "text/html", &html)));
+    assert!(
+        decoded
+            .body_html
+            .unwrap_or_default()
+            .ends_with("<p>café</p>")
+    );
+}
+
+#[test]
+fn flowed_text_unwraps() {
+    let flowed = b"This paragraph was \r\nwrapped by the \r\nsender.\r\n\r\n> quoted and \r\n> wrapped\r\n>> deeper\r\n stuffed line\r\n-- \r\nSignature";
+    let part = leaf(
+        "text/plain",
+        "text/plain; charset=utf-8; format=flowed",
+        flowed,
+    );
+    let decoded = decode_message(&message_with(part));
+    assert_eq!(
+        decoded.body_text.as_deref(),
+        Some(
+            "This paragraph was wrapped by the sender.\n\n> quoted and wrapped\n>> deeper\nstuffed line\n-- \nSignature"
+        )
+    );
+
+    let delsp = b"Long\xe6\x97\xa5 \r\n\xe6\x9c\xac\xe8\xaa\x9e words \r\njoined";
+    let part = leaf(
+        "text/plain",
+        "text/plain; charset=utf-8; format=flowed; delsp=yes",
+        delsp,
+    );
+    let decoded = decode_message(&message_with(part));
+    assert_eq!(decoded.body_text.as_deref(), Some("Long日本語 wordsjoined"));
+
+    let fixed = leaf("text/plain", "text/plain", b"kept \r\nbreak");
+    let decoded = decode_message(&message_with(fixed));
+    assert_eq!(decoded.body_text.as_deref(), Some("kept \nbreak"));
+}
+
+#[test]
+fn opaque_multipart_is_attachment() {
+    let mut opaque = attachment("multipart/mixed", "", "deep", 512);
+    opaque.headers = headers(&[("Content-Type", "multipart/mixed; boundary=x")]);
+    let payload = multipart(
+        "multipart/mixed",
+        vec![leaf("text/plain", "text/plain", b"top"), opaque],
+    );
+    let decoded = decode_message(&message_with(payload));
+    assert_eq!(decoded.body_text.as_deref(), Some("top"));
+    assert_eq!(filenames(&decoded), vec!["attachment.bin"]);
+}
+
+#[test]
+fn fetched_named_body_is_read() {
+    // Gmail serves a part with a file name by attachmentId, without inline data.
+    let mut report = attachment("text/plain", "report.txt", "att-report", 17);
+    report.headers = headers(&[
+        ("Content-Type", "text/plain; charset=iso-8859-1"),
+        ("Content-Disposition", "inline; filename=report.txt"),
+    ]);
+    let message = message_with(report);
+    assert_eq!(
+        body_attachments(&message),
+        vec![BodyAttachment {
+            attachment_id: "att-report".into(),
+            size: 17,
+        }]
+    );
+
+    let unfetched = decode_message(&message);
+    assert_eq!(unfetched.body_text, None);
+    assert_eq!(filenames(&unfetched), vec!["report.txt"]);
+
+    let fetched = HashMap::from([("att-report".to_string(), b"Gr\xfc\xdfe im Bericht".to_vec())]);
+    let decoded = decode_message_with_bodies(&message, &fetched);
+    assert_eq!(decoded.body_text.as_deref(), Some("Grüße im Bericht"));
+    assert!(decoded.attachments.is_empty(), "{:?}", decoded.attachments);
+}
+
+#[test]
+fn body_attachments_skip_real_attachments() {
+    let payload = multipart(
+        "multipart/mixed",
+        vec![
+            leaf("text/plain", "text/plain", b"inline body"),
+            attachment("text/plain", "notes.txt", "att-notes", 5),
+            attachment("application/pdf", "a.pdf", "att-pdf", 900),
+            {
+                let mut html = attachment("text/html", "page.html", "att-html", 40);
+                html.headers = headers(&[("Content-Type", "text/html; name=page.html")]);
+                html
+            },
+        ],
+    );
+    let mut forwarded = attachment("message/rfc822", "fwd.eml", "att-fwd", 300);
+    forwarded.parts = vec![attachment("text/plain", "inner.txt", "att-inner", 5)];
+    forwarded.parts[0].headers = headers(&[("Content-Type", "text/plain")]);
+    let payload = multipart("multipart/mixed", vec![payload, forwarded]);
+    let ids: Vec<String> = body_attachments(&message_with(payload))
+        .into_iter()
+        .map(|found| found.attachment_id)
+        .collect();
+    assert_eq!(ids, vec!["att-html"]);
 }

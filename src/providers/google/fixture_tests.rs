@@ -61,6 +61,7 @@ fn convert_part(
         })
         .unwrap_or_else(|| "text/plain".to_string());
 
+    let is_calendar = mime_type == "text/calendar";
     let mut converted = MessagePart {
         part_id: Some(index.to_string()),
         mime_type: Some(mime_type),
@@ -77,7 +78,10 @@ fn convert_part(
                 .map(|&child| convert_part(message, child as usize, next_attachment))
                 .collect();
         }
-        PartType::Text(_) | PartType::Html(_) if part.attachment_name().is_none() => {
+        // Gmail serves a calendar invite by attachmentId although it is text.
+        PartType::Text(_) | PartType::Html(_)
+            if part.attachment_name().is_none() && !is_calendar =>
+        {
             let encoded = &raw[part.offset_body as usize..part.offset_end as usize];
             let bytes = match part.encoding {
                 Encoding::QuotedPrintable => {

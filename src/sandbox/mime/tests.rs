@@ -317,3 +317,70 @@ fn header_decodes_shift_jis_word() {
     let raw = b"=?shift_jis?B?k/qWew==?=";
     assert_eq!(decode_header_value(raw), "日本");
 }
+
+#[test]
+fn snippet_reads_unpadded_base64() {
+    let raw = b"From: a@example.com\r\n\
+Subject: accents\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: base64\r\n\
+\r\n\
+w6nDqA\r\n";
+    let parsed = parse(raw);
+    assert_eq!(parsed.snippet, "éè");
+    assert_eq!(parsed.text.trim_end(), "éè");
+    assert_eq!(data_of(&payload_json(&parsed)), "éè".as_bytes());
+}
+
+#[test]
+fn snippet_uses_html_meta_charset() {
+    let raw = b"From: a@example.com\r\n\
+Content-Type: text/html\r\n\
+\r\n\
+<html><head><meta charset=\"windows-1252\"></head><body><p>caf\xe9 \x93quoted\x94</p></body></html>\r\n";
+    let parsed = parse(raw);
+    assert_eq!(parsed.snippet, "café “quoted”");
+}
+
+#[test]
+fn parts_beyond_depth_limit_become_opaque() {
+    let levels = MAX_DEPTH + 8;
+    let mut raw = String::from("From: a@example.com\r\nSubject: deep\r\nMIME-Version: 1.0\r\n");
+    for level in 0..levels {
+        raw.push_str(&format!(
+            "Content-Type: multipart/mixed; boundary=\"b{level}\"\r\n\r\n--b{level}\r\n"
+        ));
+    }
+    raw.push_str("Content-Type: text/plain\r\n\r\ndeepest text\r\n");
+    for level in (0..levels).rev() {
+        raw.push_str(&format!("--b{level}--\r\n"));
+    }
+    let parsed = parse(raw.as_bytes());
+
+    let parts = parsed.payload.walk();
+    let leaves: Vec<&&MimePart> = parts.iter().filter(|part| part.parts.is_empty()).collect();
+    assert_eq!(leaves.len(), 1, "one leaf at the depth limit");
+    let opaque = leaves[0];
+    assert_eq!(opaque.mime_type, "multipart/mixed");
+    assert!(opaque.is_attachment());
+    let body = String::from_utf8_lossy(&opaque.body);
+    assert!(body.contains("deepest text"), "body {body:?}");
+    assert_eq!(opaque.part_id.split('.').count(), MAX_DEPTH + 1);
+
+    let mut json = payload_json(&parsed);
+    while json["parts"].is_array() {
+        json = json["parts"][0].take();
+    }
+    assert!(json["body"]["attachmentId"].is_string(), "{json}");
+}
+
+#[test]
+fn unnamed_calendar_part_is_invite_ics() {
+    let raw = b"From: a@example.com\r\n\
+Content-Type: text/calendar; charset=utf-8; method=REQUEST\r\n\
+\r\n\
+BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n";
+    let parsed = parse(raw);
+    assert_eq!(parsed.payload.filename, "invite.ics");
+    assert!(parsed.payload.is_attachment());
+}
