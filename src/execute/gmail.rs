@@ -1,5 +1,7 @@
 //! Gmail actions: read messages and send a message.
 
+use std::collections::HashMap;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use futures::{StreamExt, TryStreamExt};
@@ -14,7 +16,9 @@ use crate::providers::google::compose::{
     Mailbox, OutgoingAttachment, OutgoingMessage, build_message, parse_address_list,
     reply_references, reply_subject,
 };
-use crate::providers::google::decode::{Message, decode_message, header};
+use crate::providers::google::decode::{
+    Message, body_attachments, decode_message_with_bodies, header,
+};
 
 const MAIL_GOOGLE: &str = "https://mail.google.com/";
 /// Scopes under which Gmail allows full message reads and search queries.
@@ -77,10 +81,7 @@ pub async fn read(
                     quota,
                 };
                 match &input.message_id {
-                    Some(id) => {
-                        let message = gmail.get_message(id, Format::Full).await?;
-                        Ok(vec![decode_message(&message)])
-                    }
+                    Some(id) => Ok(vec![fetch_decoded(&gmail, id).await?]),
                     None => {
                         let list = gmail.list_messages(query, max_results, None).await?;
                         let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
@@ -137,6 +138,30 @@ pub fn bounded(value: Option<i64>, default: u32, max: u32, param: &str) -> Resul
     }
 }
 
+/// Most bytes of body text fetched by attachment id for one message. Gmail serves a
+/// named or very large text part only that way; a body over this limit stays
+/// listed under `attachments` instead of being inlined.
+pub const MAX_FETCHED_BODY_BYTES: i64 = 5 * 1024 * 1024;
+
+/// Fetches one message in `full` format, with the text parts that Gmail serves only
+/// by attachment id, and decodes it.
+pub async fn fetch_decoded(gmail: &GmailClient<'_>, id: &str) -> Result<Message, ProviderError> {
+    let message = gmail.get_message(id, Format::Full).await?;
+    let mut bodies = HashMap::new();
+    let mut budget = MAX_FETCHED_BODY_BYTES;
+    for part in body_attachments(&message) {
+        if part.size > budget {
+            continue;
+        }
+        budget -= part.size;
+        let bytes = gmail
+            .get_attachment(&message.id, &part.attachment_id)
+            .await?;
+        bodies.insert(part.attachment_id, bytes);
+    }
+    Ok(decode_message_with_bodies(&message, &bodies))
+}
+
 /// Fetches full messages in the given order, `concurrency` at a time. Ids that Gmail
 /// no longer finds (deleted since they were listed) are skipped and returned apart.
 pub async fn fetch_full(
@@ -146,8 +171,8 @@ pub async fn fetch_full(
 ) -> Result<(Vec<Message>, Vec<String>), ProviderError> {
     let results: Vec<(String, Option<Message>)> = futures::stream::iter(ids.iter().cloned())
         .map(|id| async move {
-            match gmail.get_message(&id, Format::Full).await {
-                Ok(message) => Ok((id, Some(decode_message(&message)))),
+            match fetch_decoded(gmail, &id).await {
+                Ok(message) => Ok((id, Some(message))),
                 Err(ProviderError::Rejected { code, .. }) if code == "notFound" => Ok((id, None)),
                 Err(error) => Err(error),
             }

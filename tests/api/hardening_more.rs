@@ -232,3 +232,35 @@ async fn cli_creates_and_revokes_keys() {
         .unwrap();
     assert_eq!(list.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn named_inline_text_part_is_read_as_body() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    let eml = "From: Bob <bob@example.com>\r\nTo: ada@example.com\r\nSubject: Report\r\n\
+        Date: Thu, 03 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\n\
+        Content-Type: text/plain; charset=iso-8859-1\r\n\
+        Content-Disposition: inline; filename=report.txt\r\n\
+        Content-Transfer-Encoding: quoted-printable\r\n\r\nGr=FC=DFe aus dem Bericht\r\n";
+    let id = app.add_message(eml).await;
+    let body = json!({"messageId": id, "userId": "alice"});
+    let read: Value = app
+        .execute("gmail/read", body, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let message = &read["messages"][0];
+    assert_eq!(
+        message["bodyText"].as_str().map(str::trim),
+        Some("Grüße aus dem Bericht")
+    );
+    assert_eq!(message["attachments"][0]["filename"], "report.txt");
+    let fetches = app.sandbox_requests("/gmail/v1/users/me/messages/").await;
+    assert!(fetches.iter().any(|r| {
+        r["path"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/attachments/")
+    }));
+}

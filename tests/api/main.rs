@@ -16,6 +16,7 @@ mod hardening;
 mod hardening_more;
 mod instances;
 mod lifecycle;
+mod mail_fidelity;
 mod oauth_flow;
 mod provider_errors;
 mod refresh;

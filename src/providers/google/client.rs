@@ -8,8 +8,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::decode::decode_base64url;
 use super::quota::{ConnectionQuota, GmailMethod};
-use super::wire::{GmailMessage, ListHistoryResponse, ListMessagesResponse, Profile};
+use super::wire::{
+    GmailMessage, ListHistoryResponse, ListMessagesResponse, MessagePartBody, Profile,
+};
 use crate::providers::{ProviderError, retry_after_seconds};
 
 /// Retries of a rate-limited read before the rate limit is returned to the caller.
@@ -143,6 +146,25 @@ impl GmailClient<'_> {
         self.read(GmailMethod::GetMessage, request).await
     }
 
+    /// Fetches the bytes of a part that Gmail serves only by attachment id.
+    pub async fn get_attachment(
+        &self,
+        message_id: &str,
+        attachment_id: &str,
+    ) -> Result<Vec<u8>, ProviderError> {
+        if !is_valid_id(message_id) || !is_valid_attachment_id(attachment_id) {
+            return Err(ProviderError::Unavailable(
+                "Gmail returned a malformed message or attachment id".to_owned(),
+            ));
+        }
+        let path = format!("messages/{message_id}/attachments/{attachment_id}");
+        let request = self.request(Method::GET, &path);
+        let body: MessagePartBody = self.read(GmailMethod::GetAttachment, request).await?;
+        decode_base64url(body.data.as_deref().unwrap_or_default()).map_err(|_| {
+            ProviderError::Unavailable("Gmail returned invalid attachment data".to_owned())
+        })
+    }
+
     pub async fn list_history(
         &self,
         start_history_id: &str,
@@ -224,6 +246,16 @@ fn retry_delay(attempt: u32, retry_after_seconds: u64) -> Option<Duration> {
     let base = backoff.max(Duration::from_secs(retry_after_seconds));
     let jitter = base.mul_f64(rand::thread_rng().gen_range(0.0..0.25));
     Some(base + jitter)
+}
+
+/// Whether an attachment id is safe to put in a path: Gmail's are long base64url
+/// strings, so this accepts up to 1,024 URL-safe letters, digits, `-` and `_`.
+pub fn is_valid_attachment_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 1024
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Whether a Gmail message or thread id is safe to put in a path: Gmail ids are

@@ -495,6 +495,16 @@ impl PartWalker<'_> {
                         html: None,
                     }
                 };
+                // A text file sent `Content-Disposition: inline; filename=…` is shown in
+                // the body and stays downloadable as the file it was sent as.
+                if has_inline_filename(part) {
+                    self.attachments.push(AttachmentInfo {
+                        attachment_id: part.body.as_ref().and_then(|b| b.attachment_id.clone()),
+                        filename: attachment_filename(part, &mime_type),
+                        mime_type,
+                        size: part.body.as_ref().map(|body| body.size).unwrap_or(0),
+                    });
+                }
                 return Some(piece);
             }
         }
@@ -512,6 +522,15 @@ impl PartWalker<'_> {
         });
         None
     }
+}
+
+/// Returns whether the part has `Content-Disposition: inline` with a file name.
+fn has_inline_filename(part: &MessagePart) -> bool {
+    find_header(&part.headers, "Content-Disposition").is_some_and(|value| {
+        let value = unfold(value);
+        mime_params::essence(&value) == "inline"
+            && mime_params::parameter(&value, "filename").is_some_and(|n| !n.trim().is_empty())
+    })
 }
 
 /// Returns whether the part has `Content-Disposition: attachment`.

@@ -551,7 +551,8 @@ fn named_inline_text_is_body() {
     single.filename = Some("report.txt".into());
     let decoded = decode_message(&message_with(single));
     assert_eq!(decoded.body_text.as_deref(), Some("quarterly numbers"));
-    assert!(decoded.attachments.is_empty(), "{:?}", decoded.attachments);
+    // Sent inline with a file name: shown as the body and still listed as the file.
+    assert_eq!(filenames(&decoded), vec!["report.txt"]);
 }
 
 #[test]
@@ -847,7 +848,11 @@ fn fetched_named_body_is_read() {
     let fetched = HashMap::from([("att-report".to_string(), b"Gr\xfc\xdfe im Bericht".to_vec())]);
     let decoded = decode_message_with_bodies(&message, &fetched);
     assert_eq!(decoded.body_text.as_deref(), Some("Grüße im Bericht"));
-    assert!(decoded.attachments.is_empty(), "{:?}", decoded.attachments);
+    assert_eq!(filenames(&decoded), vec!["report.txt"]);
+    assert_eq!(
+        decoded.attachments[0].attachment_id.as_deref(),
+        Some("att-report")
+    );
 }
 
 #[test]
