@@ -81,7 +81,7 @@ pub async fn read(
                     quota,
                 };
                 match &input.message_id {
-                    Some(id) => Ok(vec![fetch_decoded(&gmail, id).await?]),
+                    Some(id) => Ok(vec![fetch_decoded(&gmail, id, &BodyBudget::new()).await?]),
                     None => {
                         let list = gmail.list_messages(query, max_results, None).await?;
                         let ids: Vec<String> = list.messages.into_iter().map(|m| m.id).collect();
@@ -138,28 +138,75 @@ pub fn bounded(value: Option<i64>, default: u32, max: u32, param: &str) -> Resul
     }
 }
 
-/// Most bytes of body text fetched by attachment id for one message. Gmail serves a
-/// named or very large text part only that way; a body over this limit stays
-/// listed under `attachments` instead of being inlined.
-pub const MAX_FETCHED_BODY_BYTES: i64 = 5 * 1024 * 1024;
+/// Limits on the text bodies fetched by attachment id. Gmail serves a named or very
+/// large text part only that way; a part over a limit stays listed under
+/// `attachments` instead of being inlined, so any sender's message costs at most a
+/// few Gmail calls and a bounded amount of memory.
+pub const MAX_FETCHED_BODY_PARTS: usize = 4;
+/// Most body bytes fetched for one message.
+pub const MAX_FETCHED_BODY_BYTES: i64 = 1024 * 1024;
+/// Most body bytes fetched for all the messages of one request.
+pub const MAX_FETCHED_REQUEST_BYTES: i64 = 16 * 1024 * 1024;
+
+/// The body bytes a request may still fetch, shared by its concurrent fetches.
+pub struct BodyBudget(std::sync::atomic::AtomicI64);
+
+impl BodyBudget {
+    pub fn new() -> Self {
+        BodyBudget(std::sync::atomic::AtomicI64::new(MAX_FETCHED_REQUEST_BYTES))
+    }
+
+    /// Takes `size` bytes from the budget; false when not enough remain.
+    fn take(&self, size: i64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                (left >= size).then_some(left - size)
+            })
+            .is_ok()
+    }
+}
+
+impl Default for BodyBudget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 /// Fetches one message in `full` format, with the text parts that Gmail serves only
-/// by attachment id, and decodes it.
-pub async fn fetch_decoded(gmail: &GmailClient<'_>, id: &str) -> Result<Message, ProviderError> {
+/// by attachment id (within the limits above), and decodes it off the async
+/// workers. A body part that cannot be fetched stays listed as an attachment: only
+/// `messages.get` decides whether the message exists.
+pub async fn fetch_decoded(
+    gmail: &GmailClient<'_>,
+    id: &str,
+    budget: &BodyBudget,
+) -> Result<Message, ProviderError> {
     let message = gmail.get_message(id, Format::Full).await?;
     let mut bodies = HashMap::new();
-    let mut budget = MAX_FETCHED_BODY_BYTES;
-    for part in body_attachments(&message) {
-        if part.size > budget {
+    let mut message_budget = MAX_FETCHED_BODY_BYTES;
+    for part in body_attachments(&message)
+        .into_iter()
+        .take(MAX_FETCHED_BODY_PARTS)
+    {
+        if part.size > message_budget || !budget.take(part.size) {
             continue;
         }
-        budget -= part.size;
-        let bytes = gmail
-            .get_attachment(&message.id, &part.attachment_id)
-            .await?;
-        bodies.insert(part.attachment_id, bytes);
+        message_budget -= part.size;
+        match gmail.get_attachment(&message.id, &part.attachment_id).await {
+            Ok(bytes) => {
+                bodies.insert(part.attachment_id, bytes);
+            }
+            Err(error) => {
+                tracing::warn!(message_id = %message.id, error = %error, "body part not fetched");
+            }
+        }
     }
-    Ok(decode_message_with_bodies(&message, &bodies))
+    let decoded =
+        tokio::task::spawn_blocking(move || decode_message_with_bodies(&message, &bodies))
+            .await
+            .map_err(|error| ProviderError::Unavailable(format!("decoding failed: {error}")))?;
+    Ok(decoded)
 }
 
 /// Fetches full messages in the given order, `concurrency` at a time. Ids that Gmail
@@ -169,9 +216,11 @@ pub async fn fetch_full(
     ids: &[String],
     concurrency: usize,
 ) -> Result<(Vec<Message>, Vec<String>), ProviderError> {
+    let budget = BodyBudget::new();
+    let budget = &budget;
     let results: Vec<(String, Option<Message>)> = futures::stream::iter(ids.iter().cloned())
         .map(|id| async move {
-            match fetch_decoded(gmail, &id).await {
+            match fetch_decoded(gmail, &id, budget).await {
                 Ok(message) => Ok((id, Some(message))),
                 Err(ProviderError::Rejected { code, .. }) if code == "notFound" => Ok((id, None)),
                 Err(error) => Err(error),
@@ -288,11 +337,22 @@ fn addresses(value: Option<&AddressInput>, param: &str) -> Result<Vec<Mailbox>, 
     };
     let mut mailboxes = Vec::new();
     for text in texts {
-        let parsed = parse_address_list(text)
-            .map_err(|error| ApiError::invalid(param, format!("{param}: {error}")))?;
+        let parsed = parse_address_list(text).map_err(|error| {
+            ApiError::invalid(param, format!("{param}: {}", shorten(&error.to_string())))
+        })?;
         mailboxes.extend(parsed);
     }
     Ok(mailboxes)
+}
+
+/// Cuts an error message that quotes client input to at most 200 characters.
+fn shorten(message: &str) -> String {
+    const MAX_CHARS: usize = 200;
+    if message.chars().count() <= MAX_CHARS {
+        return message.to_owned();
+    }
+    let kept: String = message.chars().take(MAX_CHARS).collect();
+    format!("{kept}…")
 }
 
 fn attachments(inputs: &[AttachmentInput]) -> Result<Vec<OutgoingAttachment>, ApiError> {
@@ -491,19 +551,67 @@ fn apply_reply(
         .map(str::trim)
         .filter(|s| !s.is_empty());
     message.subject = reply_subject(parent_subject.or(subject).unwrap_or_default());
-    if let Some(message_id) = header(parent, "Message-ID") {
+    let message_id = header(parent, "Message-ID").and_then(|value| message_ids(value).next());
+    if let Some(message_id) = message_id {
+        let clean = |name: &str| {
+            let ids: Vec<&str> = header(parent, name)
+                .map(message_ids)
+                .into_iter()
+                .flatten()
+                .collect();
+            (!ids.is_empty()).then(|| ids.join(" "))
+        };
+        let references = clean("References");
+        let in_reply_to = clean("In-Reply-To");
         message.in_reply_to = Some(message_id.to_owned());
         message.references = Some(reply_references(
-            header(parent, "References"),
-            header(parent, "In-Reply-To"),
+            references.as_deref(),
+            in_reply_to.as_deref(),
             message_id,
         ));
     }
 }
 
+/// The well-formed message ids (`<left@right>`) in a header value. Ids without
+/// angle brackets or `@`, and comments around them, are left out, so that a
+/// parent with sloppy headers can still be replied to.
+fn message_ids(value: &str) -> impl Iterator<Item = &str> {
+    let mut rest = value;
+    std::iter::from_fn(move || {
+        loop {
+            let start = rest.find('<')?;
+            let end = start + rest[start..].find('>')?;
+            let candidate = &rest[start..=end];
+            rest = &rest[end + 1..];
+            let inner = &candidate[1..candidate.len() - 1];
+            let valid = inner.contains('@')
+                && !inner.starts_with('@')
+                && !inner.ends_with('@')
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"<>\\\"()[],;:".contains(&b));
+            if valid {
+                return Some(candidate);
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sloppy_message_ids_are_left_out() {
+        let ids: Vec<&str> = message_ids("<abc> <def@example.com> 12345 <x@y> (c)").collect();
+        assert_eq!(ids, vec!["<def@example.com>", "<x@y>"]);
+        assert_eq!(
+            message_ids("<p3@example.com> (sent by foo)").next(),
+            Some("<p3@example.com>")
+        );
+        assert_eq!(message_ids("12345").next(), None);
+        assert_eq!(message_ids("<a b@c>").next(), None);
+    }
 
     #[test]
     fn mime_types_are_checked() {

@@ -481,8 +481,9 @@ const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Revokes the removed connection's grant unless another connection (of any tenant
 /// or user) is to the same provider account: Google revokes the whole grant of an
-/// account for this OAuth client, and a Slack workspace shares one bot token, so
-/// revoking would break the other connection too.
+/// account for this OAuth client, so revoking would break the other connection too.
+/// The account is matched by name (Google's email address, Slack's team name);
+/// a false match only leaves a grant that the gateway no longer holds unrevoked.
 async fn revoke_unless_shared(state: &AppState, removed: ConnectionRecord) {
     if let Some(account) = &removed.account_name {
         match state
@@ -519,15 +520,16 @@ async fn revoke_unless_shared(state: &AppState, removed: ConnectionRecord) {
 /// token by itself, so both the bot and the user token are revoked.
 async fn revoke_best_effort(state: &AppState, record: ConnectionRecord) {
     let tokens = &record.tokens;
+    // Slack's bot token is the workspace's installation of the app, shared by every
+    // connection to that workspace, so only the user's own token is revoked.
     let targets: Vec<(&str, TokenKind, bool)> = match (record.provider, &tokens.refresh_token) {
         (Provider::Google, Some(refresh)) => vec![(refresh, TokenKind::Main, true)],
-        _ => std::iter::once((tokens.access_token.as_str(), TokenKind::Main, false))
-            .chain(
-                tokens
-                    .user_access_token
-                    .as_deref()
-                    .map(|t| (t, TokenKind::User, false)),
-            )
+        (Provider::Google, None) => vec![(tokens.access_token.as_str(), TokenKind::Main, false)],
+        (Provider::Slack, _) => tokens
+            .user_access_token
+            .as_deref()
+            .map(|t| (t, TokenKind::User, false))
+            .into_iter()
             .collect(),
     };
     let settings = state.config.provider(record.provider);

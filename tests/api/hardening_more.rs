@@ -264,3 +264,134 @@ async fn named_inline_text_part_is_read_as_body() {
             .contains("/attachments/")
     }));
 }
+
+/// A message whose text parts are all sent inline with a file name, so Gmail
+/// serves each only by attachment id.
+fn many_named_parts(count: usize) -> String {
+    let mut eml = String::from(
+        "From: Bob <bob@example.com>\r\nTo: ada@example.com\r\nSubject: Parts\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+    );
+    for n in 0..count {
+        eml.push_str(&format!(
+            "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Disposition: inline; filename=\"p{n}.txt\"\r\n\r\npart {n}\r\n"
+        ));
+    }
+    eml.push_str("--b--\r\n");
+    eml
+}
+
+#[tokio::test]
+async fn body_part_fetches_are_capped() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    let id = app.add_message(&many_named_parts(40)).await;
+    app.clear_sandbox_requests().await;
+    let body = json!({"messageId": id, "userId": "alice"});
+    let read: Value = app
+        .execute("gmail/read", body, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        read["messages"][0]["attachments"].as_array().unwrap().len(),
+        40
+    );
+    let fetches = app.sandbox_requests("/gmail/v1/users/me/messages/").await;
+    let attachment_calls = fetches.iter().filter(|r| {
+        r["path"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/attachments/")
+    });
+    assert_eq!(
+        attachment_calls.count(),
+        4,
+        "at most four body parts per message"
+    );
+}
+
+#[tokio::test]
+async fn failed_body_fetch_keeps_message() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    let initial: Value = app
+        .execute(
+            "gmail/sync",
+            json!({"mode": "initial", "userId": "alice"}),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let history_id = initial["historyId"].as_str().unwrap().to_owned();
+    let id = app.add_message(&many_named_parts(1)).await;
+    let fault = json!({"path": format!("/gmail/v1/users/me/messages/{id}/attachments"),
+        "status": 404, "times": 10});
+    app.sandbox_control("faults", fault).await;
+    let body = json!({"mode": "incremental", "historyId": history_id, "userId": "alice"});
+    let page: Value = app
+        .execute("gmail/sync", body, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![id.as_str()],
+        "the message is delivered, not reported deleted"
+    );
+    assert!(
+        page.get("deletedMessageIds")
+            .is_none_or(|d| d.as_array().is_some_and(Vec::is_empty))
+    );
+    assert_eq!(page["messages"][0]["attachments"][0]["filename"], "p0.txt");
+}
+
+#[tokio::test]
+async fn slack_delete_revokes_only_user_token() {
+    let app = TestApp::spawn().await;
+    app.connect("slack", Some("alice")).await;
+    let response = app.delete("/v1/connections/slack", Some("alice")).await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let revocations = app.sandbox_requests("/slack/api/auth.revoke").await;
+    assert_eq!(
+        revocations.len(),
+        1,
+        "the user token; the shared bot token is kept"
+    );
+}
+
+#[tokio::test]
+async fn reply_to_sloppy_message_ids_works() {
+    let app = TestApp::spawn().await;
+    app.connect("google", Some("alice")).await;
+    let parent = "From: Bob <bob@example.com>\r\nTo: ada@example.com\r\nSubject: Budget\r\n\
+        Message-ID: <p3@example.com> (sent by foo)\r\nReferences: <abc> <def@example.com>\r\n\
+        Content-Type: text/plain\r\n\r\nnumbers\r\n";
+    let parent_id = app.add_message(parent).await;
+    let body =
+        json!({"to": "bob@example.com", "body": "b", "inReplyTo": parent_id, "userId": "alice"});
+    let response = app.execute("gmail/send", body, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let sent: Value = response.json().await.unwrap();
+    let read = json!({"messageId": sent["id"], "userId": "alice"});
+    let message: Value = app
+        .execute("gmail/read", read, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let headers = &message["messages"][0]["headers"];
+    assert_eq!(headers["In-Reply-To"], "<p3@example.com>");
+    assert_eq!(headers["References"], "<def@example.com> <p3@example.com>");
+}

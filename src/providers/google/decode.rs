@@ -207,7 +207,7 @@ fn find_body_attachments(part: &MessagePart, depth: usize, found: &mut Vec<BodyA
 /// Decodes a Gmail message like [`decode_message`], reading the content of parts that
 /// Gmail serves by `attachmentId` from `fetched_bodies` (attachment id to the decoded
 /// bytes that `messages.attachments.get` returns). A body part found there is not listed
-/// in `attachments`.
+/// in `attachments` unless it was sent `Content-Disposition: inline` with a file name.
 pub fn decode_message_with_bodies(
     message: &GmailMessage,
     fetched_bodies: &HashMap<String, Vec<u8>>,
@@ -705,12 +705,107 @@ fn normalize_line_ends(text: &str) -> String {
 /// third-party code fed with untrusted HTML, yields `None` rather than taking the request
 /// down.
 fn html_to_text(html: &str) -> Option<String> {
+    // html2text's time grows with the square of the nesting depth, so a deeply
+    // nested or very large document (any sender can mail one) is rendered by
+    // stripping its tags instead.
+    if html.len() > MAX_RENDERED_HTML_BYTES || html_nesting_depth(html) > MAX_RENDERED_HTML_DEPTH {
+        return Some(strip_tags(html));
+    }
     let rendered =
         std::panic::catch_unwind(|| html2text::from_read(html.as_bytes(), HTML_TEXT_WIDTH).ok())
             .ok()
             .flatten()?;
     let trimmed: Vec<&str> = rendered.lines().map(str::trim_end).collect();
     Some(trimmed.join("\n").trim().to_string())
+}
+
+/// Largest HTML document rendered with html2text; larger ones are stripped of tags.
+const MAX_RENDERED_HTML_BYTES: usize = 512 * 1024;
+/// Deepest element nesting rendered with html2text.
+const MAX_RENDERED_HTML_DEPTH: usize = 256;
+
+/// Estimates the deepest element nesting: opening tags minus closing tags, with
+/// void and self-closed elements not counted.
+fn html_nesting_depth(html: &str) -> usize {
+    const VOID: [&str; 14] = [
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr",
+    ];
+    let mut depth: usize = 0;
+    let mut deepest = 0;
+    for tag in html.split('<').skip(1) {
+        let Some(inner) = tag.split('>').next() else {
+            continue;
+        };
+        if let Some(closing) = inner.strip_prefix('/') {
+            if closing.starts_with(|c: char| c.is_ascii_alphabetic()) {
+                depth = depth.saturating_sub(1);
+            }
+            continue;
+        }
+        let name: String = inner
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if name.is_empty() || inner.ends_with('/') || VOID.contains(&name.as_str()) {
+            continue;
+        }
+        depth += 1;
+        deepest = deepest.max(depth);
+    }
+    deepest
+}
+
+/// Renders HTML as text by dropping tags, `<script>` and `<style>` contents, and
+/// blank lines, then unescaping character references.
+fn strip_tags(html: &str) -> String {
+    let mut text = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        text.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let lower_head: String = after
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let skip_to = if lower_head.starts_with("<script") {
+            find_ignore_case(after, "</script>").map(|i| i + "</script>".len())
+        } else if lower_head.starts_with("<style") {
+            find_ignore_case(after, "</style>").map(|i| i + "</style>".len())
+        } else {
+            after.find('>').map(|i| i + 1)
+        };
+        let Some(skip) = skip_to else { break };
+        if lower_head.starts_with("<br")
+            || lower_head.starts_with("<p")
+            || lower_head.starts_with("</p")
+            || lower_head.starts_with("<div")
+            || lower_head.starts_with("</div")
+        {
+            text.push('\n');
+        }
+        rest = &after[skip..];
+    }
+    if !rest.contains('<') {
+        text.push_str(rest);
+    }
+    let text = unescape_html_entities(&text);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    lines.join("\n")
+}
+
+/// Byte offset of the first ASCII-case-insensitive match of `needle`.
+fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// Unescapes the HTML character references that Gmail puts in snippets (`&#39;`, `&amp;`,

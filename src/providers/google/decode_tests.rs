@@ -880,3 +880,45 @@ fn body_attachments_skip_real_attachments() {
         .collect();
     assert_eq!(ids, vec!["att-html"]);
 }
+
+#[test]
+fn deeply_nested_html_is_stripped_not_rendered() {
+    let depth = 20_000;
+    let html = format!(
+        "{}deep text{}",
+        "<div>".repeat(depth),
+        "</div>".repeat(depth)
+    );
+    // html2text needs minutes for this depth, so the document must take the
+    // tag-stripping path.
+    assert!(super::html_nesting_depth(&html) > super::MAX_RENDERED_HTML_DEPTH);
+    let text = super::html_to_text(&html).unwrap_or_default();
+    assert_eq!(text, "deep text");
+}
+
+#[test]
+fn stripped_html_drops_scripts_and_keeps_lines() {
+    let html = "<p>Hello &amp; welcome</p><SCRIPT>alert(1)</script><div>second<br>third</div>";
+    let text = super::strip_tags(html);
+    assert_eq!(text, "Hello & welcome\nsecond\nthird");
+}
+
+#[test]
+fn nesting_depth_ignores_void_elements() {
+    assert_eq!(
+        super::html_nesting_depth("<p>a<br>b<img src=x><br/></p>"),
+        1
+    );
+    assert_eq!(
+        super::html_nesting_depth("<div><div><span>x</span></div></div>"),
+        3
+    );
+}
+
+#[test]
+fn long_address_header_is_parsed() {
+    // 100,000 words: a quadratic scan would run for minutes instead of milliseconds.
+    let words = vec!["word"; 100_000].join(" ");
+    let addresses = super::parse_addresses(&words);
+    assert!(addresses.is_empty(), "no word is an address");
+}

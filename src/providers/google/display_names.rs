@@ -53,6 +53,13 @@ pub(super) fn quote_display_names(value: &str) -> String {
             output.push_str(&joined.replace('\\', "\\\\").replace('"', "\\\""));
             output.push('"');
             index = end;
+        } else if end > index {
+            // Not a display name: copy the whole run, so that no word is scanned
+            // twice and long headers take linear time.
+            for token in tokens.get(index..end).unwrap_or_default() {
+                output.push_str(token.source());
+            }
+            index = end;
         } else {
             output.push_str(token.source());
             index += 1;
