@@ -192,7 +192,7 @@ impl TestApp {
         response.headers()["location"].to_str().unwrap().to_owned()
     }
 
-    /// The whole flow: authorize, consent, callback. Returns the callback response.
+    /// Runs the whole flow (authorize, consent, callback) and returns the callback response.
     pub async fn connect_as(
         &self,
         key: &str,
@@ -230,8 +230,8 @@ impl TestApp {
             .collect()
     }
 
-    /// Requests with this path prefix, waiting (up to 5 s) until there are at
-    /// least `count`: for calls the gateway makes after it has answered.
+    /// Returns the requests with this path prefix, waiting (up to 5 s) until there
+    /// are at least `count`, for calls the gateway makes after it has responded.
     pub async fn await_sandbox_requests(&self, prefix: &str, count: usize) -> Vec<Value> {
         for _ in 0..100 {
             let requests = self.sandbox_requests(prefix).await;
