@@ -289,3 +289,14 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod manifest_tests {
+    /// `cargo run -- quickstart` is the README's first command: with a second
+    /// binary in the crate it needs `default-run` to pick `patchbay`.
+    #[test]
+    fn cargo_run_picks_patchbay() {
+        let manifest = include_str!("../Cargo.toml");
+        assert!(manifest.lines().any(|line| line.trim() == "default-run = \"patchbay\""));
+    }
+}
