@@ -297,6 +297,10 @@ mod manifest_tests {
     #[test]
     fn cargo_run_picks_patchbay() {
         let manifest = include_str!("../Cargo.toml");
-        assert!(manifest.lines().any(|line| line.trim() == "default-run = \"patchbay\""));
+        assert!(
+            manifest
+                .lines()
+                .any(|line| line.trim() == "default-run = \"patchbay\"")
+        );
     }
 }
