@@ -87,7 +87,7 @@ impl EncryptionKey {
         Self::from_bytes(bytes)
     }
 
-    /// The key as base64, for writing a generated key to a file.
+    /// Returns the key as base64, for writing a generated key to a file.
     pub fn to_base64(&self) -> SecretString {
         SecretString::from(STANDARD.encode(self.bytes))
     }
@@ -111,7 +111,7 @@ impl fmt::Debug for TokenCipher {
 }
 
 impl TokenCipher {
-    /// A cipher that encrypts under `primary` and can still decrypt values of `older` keys.
+    /// Creates a cipher that encrypts under `primary` and can still decrypt values of `older` keys.
     pub fn new(primary: &EncryptionKey, older: &[EncryptionKey]) -> Self {
         let mut keys = HashMap::new();
         for key in std::iter::once(primary).chain(older) {
@@ -229,7 +229,7 @@ pub fn random_urlsafe(len: usize) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The PKCE S256 challenge of a verifier: base64url(SHA-256(verifier)).
+/// Computes the PKCE S256 challenge of a verifier: base64url(SHA-256(verifier)).
 pub fn pkce_challenge(verifier: &SecretString) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.expose_secret().as_bytes()))
 }

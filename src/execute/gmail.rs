@@ -138,14 +138,14 @@ pub fn bounded(value: Option<i64>, default: u32, max: u32, param: &str) -> Resul
     }
 }
 
-/// Limits on the text bodies fetched by attachment id. Gmail serves a named or very
-/// large text part only that way; a part over a limit stays listed under
-/// `attachments` instead of being inlined, so any sender's message costs at most a
-/// few Gmail calls and a bounded amount of memory.
+/// Maximum number of text parts fetched by attachment id for one message. Gmail
+/// serves a named or very large text part only that way. A part over a limit stays
+/// listed under `attachments` instead of being inlined, so any sender's message
+/// costs at most a few Gmail calls and a bounded amount of memory.
 pub const MAX_FETCHED_BODY_PARTS: usize = 4;
-/// Most body bytes fetched for one message.
+/// Maximum body bytes fetched for one message.
 pub const MAX_FETCHED_BODY_BYTES: i64 = 1024 * 1024;
-/// Most body bytes fetched for all the messages of one request.
+/// Maximum body bytes fetched for all the messages of one request.
 pub const MAX_FETCHED_REQUEST_BYTES: i64 = 16 * 1024 * 1024;
 
 /// The body bytes a request may still fetch, shared by its concurrent fetches.
@@ -230,14 +230,14 @@ pub async fn fetch_full(
         .try_collect()
         .await?;
     let mut messages = Vec::with_capacity(results.len());
-    let mut gone = Vec::new();
+    let mut deleted_ids = Vec::new();
     for (id, message) in results {
         match message {
             Some(message) => messages.push(message),
-            None => gone.push(id),
+            None => deleted_ids.push(id),
         }
     }
-    Ok((messages, gone))
+    Ok((messages, deleted_ids))
 }
 
 /// `to`, `cc`, `bcc` and `replyTo`: one comma-separated string or an array of them.
@@ -351,8 +351,8 @@ fn shorten(message: &str) -> String {
     if message.chars().count() <= MAX_CHARS {
         return message.to_owned();
     }
-    let kept: String = message.chars().take(MAX_CHARS).collect();
-    format!("{kept}…")
+    let prefix: String = message.chars().take(MAX_CHARS).collect();
+    format!("{prefix}…")
 }
 
 fn attachments(inputs: &[AttachmentInput]) -> Result<Vec<OutgoingAttachment>, ApiError> {
@@ -545,7 +545,7 @@ fn apply_reply(
     subject: Option<&str>,
 ) {
     // Gmail keeps a reply in the parent's thread only when the subjects match, so
-    // the parent's subject wins; the request's subject is used only when the
+    // the parent's subject wins. The request's subject is used only when the
     // parent has none.
     let parent_subject = header(parent, "Subject")
         .map(str::trim)
@@ -572,7 +572,7 @@ fn apply_reply(
     }
 }
 
-/// The well-formed message ids (`<left@right>`) in a header value. Ids without
+/// Returns the well-formed message ids (`<left@right>`) in a header value. Ids without
 /// angle brackets or `@`, and comments around them, are left out, so that a
 /// parent with sloppy headers can still be replied to.
 fn message_ids(value: &str) -> impl Iterator<Item = &str> {

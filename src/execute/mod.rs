@@ -22,7 +22,7 @@ use crate::store::{ConnectionRecord, ConnectionStatus, StoreError, StoredTokens}
 /// A token that expires within this margin is refreshed before use.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 
-/// Which of a connection's tokens an action uses.
+/// The token of a connection that an action uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     /// Google's token, or Slack's bot token.
@@ -64,7 +64,7 @@ impl Connection {
         Ok(Connection { record })
     }
 
-    /// Answers `403 missing_scope` unless the grant has one of `accepted`.
+    /// Returns `403 missing_scope` unless the grant has one of `accepted`.
     pub fn require_any_scope(&self, kind: TokenKind, accepted: &[&str]) -> Result<(), ApiError> {
         let granted = match kind {
             TokenKind::Main => &self.record.scopes,
@@ -232,7 +232,7 @@ impl Connection {
     }
 }
 
-/// The associated data that binds a token ciphertext to its connection and field.
+/// Builds the associated data that binds a token ciphertext to its connection and field.
 pub fn token_context(connection_id: &str, kind: TokenKind, refresh: bool) -> String {
     let field = match (kind, refresh) {
         (TokenKind::Main, false) => "access_token",
@@ -378,8 +378,8 @@ async fn refresh_task(
     Ok(())
 }
 
-/// The connection's tokens with the refreshed ones sealed in; the old refresh
-/// token stays when the provider sent no new one.
+/// Returns the connection's tokens with the refreshed ones sealed in. The old
+/// refresh token stays when the provider sent no new one.
 fn sealed_tokens(
     state: &AppState,
     record: &ConnectionRecord,

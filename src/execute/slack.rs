@@ -81,7 +81,7 @@ fn validate_channel(channel: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Whether `ts` looks like a Slack message timestamp (`seconds.micros`).
+/// Checks whether `ts` looks like a Slack message timestamp (`seconds.micros`).
 fn is_message_ts(ts: &str) -> bool {
     match ts.split_once('.') {
         Some((seconds, fraction)) => {
@@ -189,7 +189,7 @@ impl SearchInput {
         }
     }
 
-    /// The Slack query, narrowed to the channel when one is given.
+    /// Builds the Slack query, narrowed to the channel when one is given.
     fn slack_query(&self) -> String {
         match self.channel.as_deref() {
             Some(name) if name.starts_with('#') => format!("{} in:{name}", self.query),
@@ -200,7 +200,7 @@ impl SearchInput {
     }
 }
 
-/// Whether `channel` looks like a Slack conversation id (`C…`, `G…` or `D…` and
+/// Checks whether `channel` looks like a Slack conversation id (`C…`, `G…` or `D…` and
 /// upper-case letters and digits) rather than a channel name, which Slack keeps
 /// lower-case.
 fn is_channel_id(channel: &str) -> bool {

@@ -38,7 +38,7 @@ pub struct SyncOutput {
     pub reset_reason: Option<&'static str>,
 }
 
-/// Where a paged run continues; sent to clients as base64url JSON.
+/// The position where a paged run continues, sent to clients as base64url JSON.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Cursor {
     /// `initial` or `incremental`.
@@ -79,7 +79,7 @@ impl Cursor {
     }
 }
 
-/// Whether `text` is a Gmail history id: an unsigned 64-bit number in decimal.
+/// Checks whether `text` is a Gmail history id: an unsigned 64-bit number in decimal.
 fn is_history_id(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u64>().is_ok()
 }

@@ -324,21 +324,21 @@ fn exchange_api_error(error: OAuthError) -> ApiError {
     }
 }
 
-/// Where the browser goes after the callback: `redirect_after` with `connected=` or
-/// `error=` added, or the built-in page.
+/// Chooses where the browser goes after the callback: `redirect_after` with
+/// `connected=` or `error=` added, or the built-in page.
 fn finish(pending: &OAuthStateRecord, provider: Provider, outcome: Result<(), &str>) -> Completion {
     if let Some(target) = &pending.redirect_after
         && let Ok(mut url) = url::Url::parse(target)
     {
         // The outcome parameters are the gateway's: drop any the target already had.
-        let kept: Vec<(String, String)> = url
+        let other_params: Vec<(String, String)> = url
             .query_pairs()
             .filter(|(name, _)| name != "connected" && name != "error")
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
             .collect();
         url.set_query(None);
-        if !kept.is_empty() {
-            url.query_pairs_mut().extend_pairs(kept);
+        if !other_params.is_empty() {
+            url.query_pairs_mut().extend_pairs(other_params);
         }
         match outcome {
             Ok(()) => url
@@ -476,14 +476,14 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Longest wait for the provider's revocation endpoint on DELETE.
+/// Maximum wait for the provider's revocation endpoint on DELETE.
 const REVOKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Revokes the removed connection's grant unless another connection (of any tenant
 /// or user) is to the same provider account: Google revokes the whole grant of an
 /// account for this OAuth client, so revoking would break the other connection too.
 /// The account is matched by name (Google's email address, Slack's team name);
-/// a false match only leaves a grant that the gateway no longer holds unrevoked.
+/// a false match only leaves unrevoked a grant that the gateway no longer stores.
 async fn revoke_unless_shared(state: &AppState, removed: ConnectionRecord) {
     if let Some(account) = &removed.account_name {
         match state

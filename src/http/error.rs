@@ -61,7 +61,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A 400 `invalid_request` naming the parameter at fault.
+    /// Builds a 400 `invalid_request` naming the parameter at fault.
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::InvalidRequest {
             message: message.into(),
@@ -151,7 +151,7 @@ impl ApiError {
         }
     }
 
-    /// The JSON body of the error response.
+    /// Builds the JSON body of the error response.
     pub fn body(&self) -> serde_json::Value {
         let (_, error_type, code) = self.parts();
         let mut error = json!({"type": error_type, "code": code, "message": self.to_string()});

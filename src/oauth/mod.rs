@@ -28,13 +28,13 @@ pub const SLACK_USER_SCOPES: &str = "search:read";
 /// Time allowed for one token endpoint call.
 const TOKEN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The `redirect_uri` of a provider: built from `PATCHBAY_PUBLIC_URL` only, never
+/// Builds the `redirect_uri` of a provider from `PATCHBAY_PUBLIC_URL` only, never
 /// from request headers, and byte-identical in the authorize and token steps.
 pub fn redirect_uri(public_url: &str, provider: Provider) -> String {
     format!("{public_url}/v1/connections/{provider}/callback")
 }
 
-/// The consent URL the user's browser is sent to.
+/// Builds the consent URL that the user's browser is sent to.
 pub fn authorize_url(
     provider: Provider,
     settings: &ProviderConfig,
@@ -117,7 +117,7 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
-    /// Whether trying again later may succeed.
+    /// Returns whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, OAuthError::Unavailable(_) | OAuthError::Timeout)
     }
@@ -131,7 +131,7 @@ fn transport_error(error: reqwest::Error) -> OAuthError {
     }
 }
 
-/// The error text without the URL, which may carry a token in its query.
+/// Returns the error text without the URL, which may carry a token in its query.
 pub(crate) fn without_url(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     if let Some(url) = error.url() {
@@ -171,8 +171,8 @@ fn token_set(
     })
 }
 
-/// The granted scopes: RFC 6749 section 5.1 lets the response omit `scope` when it
-/// equals the requested scope.
+/// Returns the granted scopes. RFC 6749 section 5.1 lets the response omit `scope`
+/// when it equals the requested scope.
 fn granted_scopes(answer_scope: Option<&str>, requested: &str) -> String {
     normalize_scopes(answer_scope.unwrap_or(requested))
 }

@@ -1,8 +1,8 @@
 //! Persistence: one [`Store`] interface over the tables of tenants, API keys,
 //! pending OAuth authorizations and connections.
 //!
-//! Token fields of [`ConnectionRecord`] hold ciphertexts; the store never sees a
-//! token in plain text. User ids are `Option<&str>`, where `None` is the tenant's
+//! Token fields of [`ConnectionRecord`] contain ciphertexts, so the store never
+//! receives a token in plain text. User ids are `Option<&str>`, where `None` is the tenant's
 //! org-wide connection.
 
 mod postgres;
@@ -158,7 +158,7 @@ pub struct ConnectionRecord {
 /// without [`RefreshLease::finish`] releases it and changes nothing.
 #[async_trait]
 pub trait RefreshLease: Send {
-    /// The connection as stored when the lease was taken.
+    /// Returns the connection as stored when the lease was taken.
     fn record(&self) -> &ConnectionRecord;
     /// Stores new tokens and/or a new status, then releases the lease.
     async fn finish(
@@ -269,7 +269,7 @@ pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<Arc<d
     }
 }
 
-/// A new random id with a type prefix, such as `ten_8GZk…`.
+/// Generates a random id with a type prefix, such as `ten_8GZk…`.
 pub fn new_id(prefix: &str) -> String {
     format!(
         "{prefix}_{}",
@@ -288,7 +288,7 @@ pub(crate) fn parse_time(text: &str) -> StoreResult<DateTime<Utc>> {
         .map_err(|_| StoreError::Corrupt(format!("invalid stored time {text:?}")))
 }
 
-/// The stored form of a user id: '' is the org-wide connection.
+/// Returns the stored form of a user id, where '' is the org-wide connection.
 pub(crate) fn user_key(user_id: Option<&str>) -> &str {
     user_id.unwrap_or("")
 }

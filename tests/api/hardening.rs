@@ -23,7 +23,7 @@ async fn second_401_after_refresh_keeps_connection() {
     assert_eq!(response.status(), StatusCode::OK, "the grant still works");
 }
 
-/// Runs a whole connect flow while the token endpoint answers `body` with 200.
+/// Runs a whole connect flow while the token endpoint returns `body` with status 200.
 async fn connect_with_token_answer(app: &TestApp, provider: &str, path: &str, body: Value) {
     let fault = json!({"path": path, "status": 200, "times": 1, "body": body});
     app.sandbox_control("faults", fault).await;

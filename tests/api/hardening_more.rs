@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, error_code, simple_eml};
 
-/// The subject of a message in alice's mailbox, read through the gateway.
+/// Reads the subject of a message in alice's mailbox through the gateway.
 async fn subject_of(app: &TestApp, id: &str) -> String {
     let message: Value = app
         .client
@@ -265,8 +265,8 @@ async fn named_inline_text_part_is_read_as_body() {
     }));
 }
 
-/// A message whose text parts are all sent inline with a file name, so Gmail
-/// serves each only by attachment id.
+/// Builds a message whose text parts are all sent inline with a file name, so
+/// Gmail serves each only by attachment id.
 fn many_named_parts(count: usize) -> String {
     let mut eml = String::from(
         "From: Bob <bob@example.com>\r\nTo: ada@example.com\r\nSubject: Parts\r\n\

@@ -284,7 +284,7 @@ impl TestApp {
         assert!(response.status().is_success(), "clearing requests failed");
     }
 
-    /// The `status` of this tenant's connection of `provider` for `user`.
+    /// Returns the `status` of this tenant's connection of `provider` for `user`.
     pub async fn connection_status(&self, provider: &str, user: Option<&str>) -> Value {
         let list: Value = self
             .get("/v1/connections", None)
@@ -372,14 +372,14 @@ async fn fresh_postgres_schema(run_url: &str) -> String {
     format!("{run_url}{separator}options=-c%20search_path%3D{schema}")
 }
 
-/// The error code of an error response.
+/// Returns the status and the `error` object of an error response.
 pub async fn error_code(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     (status, body["error"].clone())
 }
 
-/// A small RFC 5322 message.
+/// Builds a small RFC 5322 message.
 pub fn simple_eml(subject: &str, body: &str) -> String {
     format!(
         "From: Bob Example <bob@example.com>\r\nTo: ada@example.com\r\nSubject: {subject}\r\n\

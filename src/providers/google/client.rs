@@ -47,7 +47,7 @@ impl GmailClient<'_> {
             .bearer_auth(self.token.expose_secret())
     }
 
-    /// Sends a read request within the quota. A rate-limited answer (429, or 403
+    /// Sends a read request within the quota. A rate-limited response (429, or 403
     /// `rateLimitExceeded` / `userRateLimitExceeded`) is retried up to
     /// [`MAX_RATE_LIMIT_RETRIES`] times, with the delays of [`retry_delay`].
     async fn read<T: DeserializeOwned>(
@@ -236,7 +236,7 @@ impl GmailClient<'_> {
 
 /// The wait before retry number `attempt + 1` of a rate-limited read, or `None` when
 /// the read should give up: after [`MAX_RATE_LIMIT_RETRIES`] retries, or when Gmail
-/// asks for a wait longer than [`MAX_RETRY_AFTER_SECONDS`]. The wait is the longer of
+/// requests a wait longer than [`MAX_RETRY_AFTER_SECONDS`]. The wait is the longer of
 /// `Retry-After` and the exponential backoff, plus up to a quarter of random jitter.
 fn retry_delay(attempt: u32, retry_after_seconds: u64) -> Option<Duration> {
     if attempt >= MAX_RATE_LIMIT_RETRIES || retry_after_seconds > MAX_RETRY_AFTER_SECONDS {
@@ -248,7 +248,7 @@ fn retry_delay(attempt: u32, retry_after_seconds: u64) -> Option<Duration> {
     Some(base + jitter)
 }
 
-/// Whether an attachment id is safe to put in a path: Gmail's are long base64url
+/// Checks that an attachment id is safe to put in a path. Gmail's are long base64url
 /// strings, so this accepts up to 1,024 URL-safe letters, digits, `-` and `_`.
 pub fn is_valid_attachment_id(id: &str) -> bool {
     !id.is_empty()
@@ -258,8 +258,8 @@ pub fn is_valid_attachment_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Whether a Gmail message or thread id is safe to put in a path: Gmail ids are
-/// short hexadecimal strings; this accepts URL-safe letters, digits, `-` and `_`.
+/// Checks that a Gmail message or thread id is safe to put in a path. Gmail ids are
+/// short hexadecimal strings, and this accepts URL-safe letters, digits, `-` and `_`.
 pub fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
@@ -278,7 +278,7 @@ async fn send<T: DeserializeOwned>(request: RequestBuilder) -> Result<T, Provide
         return response
             .json()
             .await
-            .map_err(|e| ProviderError::Unavailable(format!("unreadable Gmail answer: {e}")));
+            .map_err(|e| ProviderError::Unavailable(format!("Gmail returned invalid JSON: {e}")));
     }
     let retry_after = retry_after_seconds(response.headers());
     let body: Value = response.json().await.unwrap_or(Value::Null);
